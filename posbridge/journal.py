@@ -1,0 +1,603 @@
+"""The durable journal: SQLite, the source of truth.
+
+Theory of operation
+-------------------
+One SQLite file in WAL mode with ``synchronous=FULL``. All writes go through ONE writer
+thread, which gives three properties at once:
+
+* **Atomic units.** A unit of work is a function ``fn(tx: JournalTx) -> T`` run inside the
+  writer thread. Everything it does — insert an intent, update a transaction, append the
+  events it emits (the outbox), assign a batch — commits together or not at all (a SAVEPOINT
+  per unit, so one failing unit never spoils its neighbours).
+* **Group commit.** Units queued while a commit is in progress are run together and
+  committed with one fsync, so throughput does not collapse under many registers.
+* **Serialised decisions.** Check-then-act logic (idempotency by ``order_no``, refund
+  totals, batch assignment) runs in the single writer, so two concurrent requests can never
+  both pass a check.
+
+A unit's result is handed back to the event loop only after COMMIT returned, and the events
+it appended are published (to live registers) just before, in commit order. Reads run on a
+small pool of read-only connections, never on the event loop.
+
+Events carry a per-identity ``seq``; the counter lives in the writer and is seeded from the
+table, so it survives restarts and never repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from posbridge.errors import JournalError, PosbridgeError
+from posbridge.lifecycle import ACTIVE_STATES, State
+from posbridge.providers.base import TxnKind
+from posbridge.records import Attention, BatchRecord, BatchState, EventRecord, Totals, TxnRecord
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS transactions (
+    order_no TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    tip INTEGER NOT NULL DEFAULT 0,
+    terminal_sn TEXT,
+    provider_ref TEXT,
+    auth_no TEXT,
+    card_brand TEXT,
+    card_last4 TEXT,
+    qr_deeplink TEXT,
+    orig_order_no TEXT,
+    refunded_amount INTEGER NOT NULL DEFAULT 0,
+    batch_no INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    provider_code TEXT,
+    attention TEXT,
+    description TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    body TEXT NOT NULL DEFAULT '',
+    display TEXT,
+    print_slip INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    close_sent INTEGER NOT NULL DEFAULT 0,
+    create_attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tx_active ON transactions(state)
+    WHERE state IN ('pending', 'in_progress', 'unknown');
+CREATE INDEX IF NOT EXISTS tx_created ON transactions(created_at, order_no);
+CREATE INDEX IF NOT EXISTS tx_terminal_created ON transactions(terminal_sn, created_at, order_no);
+CREATE INDEX IF NOT EXISTS tx_state_created ON transactions(state, created_at, order_no);
+CREATE INDEX IF NOT EXISTS tx_orig ON transactions(orig_order_no)
+    WHERE orig_order_no IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tx_batch ON transactions(terminal_sn, batch_no)
+    WHERE batch_no IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tx_attention ON transactions(attention)
+    WHERE attention IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS events (
+    identity TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (identity, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS batches (
+    terminal_sn TEXT NOT NULL,
+    batch_no INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    closed_at INTEGER,
+    close_sent INTEGER NOT NULL DEFAULT 0,
+    provider_result TEXT,
+    discrepancy TEXT,
+    PRIMARY KEY (terminal_sn, batch_no)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batch_state ON batches(terminal_sn, state);
+"""
+
+_TXN_COLUMNS = tuple(f.name for f in fields(TxnRecord))
+_BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
+_BOOL_COLUMNS = frozenset({"print_slip", "cancel_requested", "close_sent"})
+# States after which an order no longer holds money against its original.
+_RELEASED = (State.DECLINED, State.CANCELLED, State.EXPIRED, State.FAILED)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _txn_from_row(row: sqlite3.Row) -> TxnRecord:
+    values: dict[str, Any] = dict(zip(_TXN_COLUMNS, row, strict=True))
+    values["kind"] = TxnKind(values["kind"])
+    values["state"] = State(values["state"])
+    if values["attention"] is not None:
+        values["attention"] = Attention(values["attention"])
+    for name in _BOOL_COLUMNS:
+        values[name] = bool(values[name])
+    return TxnRecord(**values)
+
+
+def _txn_to_row(rec: TxnRecord) -> tuple[object, ...]:
+    return tuple(getattr(rec, name) for name in _TXN_COLUMNS)
+
+
+def _batch_from_row(row: sqlite3.Row) -> BatchRecord:
+    values: dict[str, Any] = dict(zip(_BATCH_COLUMNS, row, strict=True))
+    values["state"] = BatchState(values["state"])
+    values["close_sent"] = bool(values["close_sent"])
+    for name in ("provider_result", "discrepancy"):
+        if values[name] is not None:
+            values[name] = json.loads(values[name])
+    return BatchRecord(**values)
+
+
+_SELECT_TXN = f"SELECT {', '.join(_TXN_COLUMNS)} FROM transactions"  # noqa: S608 (fixed names)
+_SELECT_BATCH = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"  # noqa: S608 (fixed names)
+
+
+class _Reads:
+    """Read queries shared by the writer's transaction and the read pool."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, order_no: str) -> TxnRecord | None:
+        row = self.conn.execute(_SELECT_TXN + " WHERE order_no = ?", (order_no,)).fetchone()
+        return None if row is None else _txn_from_row(row)
+
+    def children(self, orig_order_no: str) -> list[TxnRecord]:
+        rows = self.conn.execute(
+            _SELECT_TXN + " WHERE orig_order_no = ? ORDER BY created_at", (orig_order_no,)
+        ).fetchall()
+        return [_txn_from_row(r) for r in rows]
+
+    def held_against(self, orig_order_no: str) -> int:
+        """Amount of voids/refunds of an original that are approved or may still be."""
+        released = ",".join("?" * len(_RELEASED))
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM transactions"
+            f" WHERE orig_order_no = ? AND state NOT IN ({released})",  # noqa: S608
+            (orig_order_no, *_RELEASED),
+        ).fetchone()
+        return int(row[0])
+
+    def open_batch(self, terminal_sn: str) -> BatchRecord | None:
+        row = self.conn.execute(
+            _SELECT_BATCH + " WHERE terminal_sn = ? AND state = 'open'", (terminal_sn,)
+        ).fetchone()
+        return None if row is None else _batch_from_row(row)
+
+    def batch(self, terminal_sn: str, batch_no: int) -> BatchRecord | None:
+        row = self.conn.execute(
+            _SELECT_BATCH + " WHERE terminal_sn = ? AND batch_no = ?", (terminal_sn, batch_no)
+        ).fetchone()
+        return None if row is None else _batch_from_row(row)
+
+    def batches(self, terminal_sn: str, limit: int = 50) -> list[BatchRecord]:
+        rows = self.conn.execute(
+            _SELECT_BATCH + " WHERE terminal_sn = ? ORDER BY batch_no DESC LIMIT ?",
+            (terminal_sn, limit),
+        ).fetchall()
+        return [_batch_from_row(r) for r in rows]
+
+    def batches_in_state(self, state: BatchState) -> list[BatchRecord]:
+        rows = self.conn.execute(_SELECT_BATCH + " WHERE state = ?", (state,)).fetchall()
+        return [_batch_from_row(r) for r in rows]
+
+    def batch_totals(
+        self, terminal_sn: str, batch_no: int, provider: str | None = None
+    ) -> dict[str, Totals]:
+        """Per-currency totals of the approved transactions of one batch (of one provider)."""
+        sql = ("SELECT currency, kind, COUNT(*), SUM(amount), SUM(tip) FROM transactions"
+               " WHERE terminal_sn = ? AND batch_no = ? AND state = 'approved'")
+        args: tuple[object, ...] = (terminal_sn, batch_no)
+        if provider is not None:
+            sql += " AND provider = ?"
+            args += (provider,)
+        rows = self.conn.execute(sql + " GROUP BY currency, kind", args).fetchall()
+        acc: dict[str, dict[str, int]] = {}
+        for currency, kind, count, amount, tip in rows:
+            t = acc.setdefault(currency, dict.fromkeys(("count", "sales", "tips", "refunds", "voids"), 0))
+            t["count"] += count
+            if kind in (TxnKind.SALE, TxnKind.QR_SALE):
+                t["sales"] += amount
+                t["tips"] += tip
+            elif kind in (TxnKind.REFUND, TxnKind.QR_REFUND):
+                t["refunds"] += amount
+            elif kind == TxnKind.VOID:
+                t["voids"] += amount
+        return {cur: Totals(**vals) for cur, vals in sorted(acc.items())}
+
+    def active(self) -> list[TxnRecord]:
+        states = ",".join("?" * len(ACTIVE_STATES))
+        rows = self.conn.execute(
+            _SELECT_TXN + f" WHERE state IN ({states}) ORDER BY created_at",
+            tuple(ACTIVE_STATES),
+        ).fetchall()
+        return [_txn_from_row(r) for r in rows]
+
+    def attention(self, limit: int = 200) -> list[TxnRecord]:
+        rows = self.conn.execute(
+            _SELECT_TXN + " WHERE attention IS NOT NULL OR state = 'unknown'"
+            " ORDER BY updated_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_txn_from_row(r) for r in rows]
+
+    def events_since(self, identity: str, since_seq: int, limit: int) -> list[EventRecord]:
+        rows = self.conn.execute(
+            "SELECT identity, seq, method, params, at FROM events"
+            " WHERE identity = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (identity, since_seq, limit),
+        ).fetchall()
+        return [EventRecord(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    def list_transactions(self, query: TxnQuery) -> tuple[list[TxnRecord], str | None]:
+        where: list[str] = []
+        args: list[object] = []
+        if query.terminal_sn is not None:
+            where.append("terminal_sn = ?")
+            args.append(query.terminal_sn)
+        if query.state is not None:
+            where.append("state = ?")
+            args.append(query.state)
+        if query.since_ms is not None:
+            where.append("created_at >= ?")
+            args.append(query.since_ms)
+        if query.search:
+            where.append("(order_no LIKE ? ESCAPE '\\' OR provider_ref LIKE ? ESCAPE '\\')")
+            pattern = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_") + "%"
+            args += [pattern, pattern]
+        if query.cursor is not None:
+            created, order_no = decode_cursor(query.cursor)
+            where.append("(created_at < ? OR (created_at = ? AND order_no < ?))")
+            args += [created, created, order_no]
+        sql = _SELECT_TXN
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, order_no DESC LIMIT ?"
+        args.append(query.limit + 1)
+        rows = [_txn_from_row(r) for r in self.conn.execute(sql, args).fetchall()]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = encode_cursor(rows[-1].created_at, rows[-1].order_no) if more else None
+        return rows, cursor
+
+
+@dataclass(frozen=True, slots=True)
+class TxnQuery:
+    terminal_sn: str | None = None
+    state: str | None = None
+    since_ms: int | None = None
+    search: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+class CursorError(PosbridgeError):
+    """A pagination cursor that this journal did not hand out."""
+
+
+def encode_cursor(created_at: int, order_no: str) -> str:
+    raw = json.dumps([created_at, order_no], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, order_no = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise CursorError("not a cursor returned by transactions.list") from exc
+    if not isinstance(created, int) or not isinstance(order_no, str):
+        raise CursorError("not a cursor returned by transactions.list")
+    return created, order_no
+
+
+class JournalTx(_Reads):
+    """What a unit of work may do inside the writer's SQL transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, seqs: dict[str, int]) -> None:
+        super().__init__(conn)
+        self._seqs = seqs
+        self.emitted: list[EventRecord] = []
+
+    def insert(self, rec: TxnRecord) -> None:
+        marks = ", ".join("?" * len(_TXN_COLUMNS))
+        self.conn.execute(
+            f"INSERT INTO transactions ({', '.join(_TXN_COLUMNS)}) VALUES ({marks})",  # noqa: S608
+            _txn_to_row(rec),
+        )
+
+    def update(self, rec: TxnRecord) -> None:
+        sets = ", ".join(f"{name} = ?" for name in _TXN_COLUMNS[1:])
+        cur = self.conn.execute(
+            f"UPDATE transactions SET {sets} WHERE order_no = ?",  # noqa: S608
+            (*_txn_to_row(rec)[1:], rec.order_no),
+        )
+        if cur.rowcount != 1:
+            raise JournalError(f"no transaction {rec.order_no!r} to update")
+
+    def emit(self, identity: str, method: str, params: dict[str, object]) -> EventRecord:
+        """Append an event to the identity's outbox; it is published after the commit."""
+        seq = self._seqs.get(identity)
+        if seq is None:
+            row = self.conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE identity = ?", (identity,)
+            ).fetchone()
+            seq = int(row[0])
+        seq += 1
+        event = EventRecord(identity, seq, method, params, now_ms())
+        self.conn.execute(
+            "INSERT INTO events (identity, seq, method, params, at) VALUES (?, ?, ?, ?, ?)",
+            (identity, seq, method, json.dumps(params, separators=(",", ":")), event.at),
+        )
+        self._seqs[identity] = seq
+        self.emitted.append(event)
+        return event
+
+    def ensure_open_batch(self, terminal_sn: str, at: int) -> BatchRecord:
+        batch = self.open_batch(terminal_sn)
+        if batch is not None:
+            return batch
+        row = self.conn.execute(
+            "SELECT COALESCE(MAX(batch_no), 0) FROM batches WHERE terminal_sn = ?", (terminal_sn,)
+        ).fetchone()
+        batch = BatchRecord(terminal_sn, int(row[0]) + 1, BatchState.OPEN, at)
+        self.put_batch(batch)
+        return batch
+
+    def put_batch(self, batch: BatchRecord) -> None:
+        values = [getattr(batch, name) for name in _BATCH_COLUMNS]
+        for i, name in enumerate(_BATCH_COLUMNS):
+            if name in ("provider_result", "discrepancy") and values[i] is not None:
+                values[i] = json.dumps(values[i], separators=(",", ":"))
+        marks = ", ".join("?" * len(_BATCH_COLUMNS))
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO batches ({', '.join(_BATCH_COLUMNS)})"  # noqa: S608
+            f" VALUES ({marks})",
+            values,
+        )
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=5000")
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot open the journal at {path}: {exc}") from exc
+    return conn
+
+
+_Unit = tuple[Callable[[JournalTx], Any], "Future[Any]"]
+
+
+class Journal:
+    """Async facade over the writer thread and the read pool. Open it with ``async with``."""
+
+    MAX_GROUP = 256
+
+    def __init__(
+        self, path: Path, *, on_events: Callable[[Sequence[EventRecord]], None] | None = None
+    ) -> None:
+        self.path = path
+        self._on_events = on_events
+        self._queue: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()  # None stops
+        self._writer: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="journal-read")
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._read_lock = threading.Lock()
+        self.commits = 0
+        self.commit_seconds: list[float] = []  # recent commit durations, for metrics (bounded)
+        self.healthy = True
+
+    def set_event_sink(self, sink: Callable[[Sequence[EventRecord]], None]) -> None:
+        self._on_events = sink
+
+    async def __aenter__(self) -> Journal:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path, readonly=False)
+        try:
+            conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(f"cannot prepare the journal at {self.path}: {exc}") from exc
+        self._conn = conn
+        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is None:
+            return
+        self._queue.put(None)
+        await asyncio.to_thread(self._writer.join)
+        self._writer = None
+        self._readers.shutdown(wait=True)
+        with self._read_lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[[JournalTx], T]) -> T:
+        """Run ``fn`` atomically in the writer; its result once it is durably committed."""
+        if self._writer is None:
+            raise JournalError("the journal is closed")
+        fut: Future[T] = Future()
+        self._queue.put((fn, fut))
+        return await asyncio.wrap_future(fut)
+
+    def _write_loop(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        seqs: dict[str, int] = {}
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            units: list[_Unit] = [first]
+            while len(units) < self.MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                units.append(nxt)
+            self._commit_group(conn, seqs, units)
+
+    def _commit_group(self, conn: sqlite3.Connection, seqs: dict[str, int], units: list[_Unit]) -> None:
+        started = time.perf_counter()
+        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        emitted: list[EventRecord] = []
+        saved_seqs = dict(seqs)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, fut in units:
+                tx = JournalTx(conn, seqs)
+                before = dict(seqs)
+                conn.execute("SAVEPOINT unit")
+                try:
+                    result = fn(tx)
+                except Exception as exc:  # the unit's own failure: undo just this unit
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    seqs.clear()
+                    seqs.update(before)
+                    outcomes.append((fut, False, exc))
+                    continue
+                conn.execute("RELEASE unit")
+                emitted.extend(tx.emitted)
+                outcomes.append((fut, True, result))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.healthy = False
+            log.error("journal_commit_failed", error=str(exc))
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            seqs.clear()
+            seqs.update(saved_seqs)
+            err = JournalError(f"the journal could not commit: {exc}")
+            outcomes = [(fut, False, err) for _, fut in units]
+            emitted = []
+        else:
+            self.healthy = True
+        self.commits += 1
+        self.commit_seconds.append(time.perf_counter() - started)
+        if len(self.commit_seconds) > 4096:
+            del self.commit_seconds[:2048]
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, emitted, outcomes)
+        except RuntimeError:  # the loop is gone: nobody waits any more
+            pass
+
+    def _deliver(
+        self, emitted: list[EventRecord], outcomes: list[tuple[Future[Any], bool, Any]]
+    ) -> None:
+        if emitted and self._on_events is not None:
+            try:
+                self._on_events(emitted)
+            except Exception:  # publishing must never lose a committed result
+                log.exception("event_publish_failed")
+        for fut, ok, value in outcomes:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _reader(self) -> _Reads:
+        reads: _Reads | None = getattr(self._local, "reads", None)
+        if reads is None:
+            conn = _connect(self.path, readonly=True)
+            with self._read_lock:
+                self._read_conns.append(conn)
+            reads = _Reads(conn)
+            self._local.reads = reads
+        return reads
+
+    async def read(self, fn: Callable[[_Reads], T]) -> T:
+        """Run a read-only query on the read pool."""
+        loop = asyncio.get_running_loop()
+
+        def call() -> T:
+            try:
+                return fn(self._reader())
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal read failed: {exc}") from exc
+
+        return await loop.run_in_executor(self._readers, call)
+
+    async def get(self, order_no: str) -> TxnRecord | None:
+        return await self.read(lambda r: r.get(order_no))
+
+    async def active(self) -> list[TxnRecord]:
+        return await self.read(lambda r: r.active())
+
+    async def events_since(self, identity: str, since_seq: int, limit: int = 1000) -> list[EventRecord]:
+        return await self.read(lambda r: r.events_since(identity, since_seq, limit))
+
+    async def list_transactions(self, query: TxnQuery) -> tuple[list[TxnRecord], str | None]:
+        return await self.read(lambda r: r.list_transactions(query))
+
+    async def check_writable(self) -> bool:
+        """A health probe: one empty write unit round trip."""
+        try:
+            await asyncio.wait_for(self.run(lambda tx: None), timeout=5)
+        except (JournalError, TimeoutError):
+            return False
+        return True

@@ -1,0 +1,185 @@
+"""The journal on real SQLite files: atomic units, group commit, outbox seq, queries."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from posbridge.errors import JournalError
+from posbridge.journal import CursorError, Journal, JournalTx, TxnQuery, decode_cursor
+from posbridge.lifecycle import State
+from posbridge.providers.base import TxnKind
+from posbridge.records import BatchState, EventRecord, TxnRecord
+
+
+def make(order_no: str, *, created: int = 1_000, **kw: object) -> TxnRecord:
+    base: dict[str, object] = dict(
+        order_no=order_no, kind=TxnKind.SALE, provider="codepay", identity="lane-1",
+        amount=1234, currency="USD", state=State.PENDING, fingerprint="f", created_at=created,
+        updated_at=created, expires_at=created + 180_000, terminal_sn="T1",
+    )
+    base.update(kw)
+    return TxnRecord(**base)  # type: ignore[arg-type]
+
+
+def insert_unit(rec: TxnRecord):  # type: ignore[no-untyped-def]
+    def unit(tx: JournalTx) -> TxnRecord:
+        tx.insert(rec)
+        tx.emit(rec.identity, "transaction.updated", {"order_no": rec.order_no})
+        return rec
+
+    return unit
+
+
+async def test_records_round_trip_and_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    rec = make("A1", card_brand="VISA", print_slip=True)
+    async with Journal(path) as j:
+        await j.run(insert_unit(rec))
+    async with Journal(path) as j:
+        assert await j.get("A1") == rec
+        assert await j.get("nope") is None
+
+
+async def test_settings_are_wal_and_full_sync(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    async with Journal(path) as j:
+        await j.run(insert_unit(make("A1")))
+        mode, sync = await j.run(lambda tx: (
+            tx.conn.execute("PRAGMA journal_mode").fetchone()[0],
+            tx.conn.execute("PRAGMA synchronous").fetchone()[0]))
+    assert mode == "wal"
+    assert sync == 2  # FULL
+
+
+async def test_event_seq_is_per_identity_and_continues_after_restart(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    published: list[EventRecord] = []
+    async with Journal(path, on_events=published.extend) as j:
+        await j.run(insert_unit(make("A1")))
+        await j.run(insert_unit(make("A2")))
+        await j.run(insert_unit(make("B1", identity="lane-2")))
+    assert [(e.identity, e.seq) for e in published] == [("lane-1", 1), ("lane-1", 2), ("lane-2", 1)]
+    async with Journal(path) as j:
+        await j.run(insert_unit(make("A3")))
+        events = await j.events_since("lane-1", 1)
+    assert [e.seq for e in events] == [2, 3]
+    assert events[-1].params == {"order_no": "A3"}
+
+
+async def test_a_failing_unit_rolls_back_alone(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        def bad(tx: JournalTx) -> None:
+            tx.insert(make("X1"))
+            tx.emit("lane-1", "transaction.updated", {})
+            raise ValueError("refused")
+
+        results = await asyncio.gather(
+            j.run(insert_unit(make("OK1"))), j.run(bad), j.run(insert_unit(make("OK2"))),
+            return_exceptions=True)
+        assert isinstance(results[1], ValueError)
+        assert await j.get("X1") is None
+        assert await j.get("OK1") is not None and await j.get("OK2") is not None
+        events = await j.events_since("lane-1", 0)
+        assert [e.seq for e in events] == [1, 2]  # the failed unit's seq was not used
+
+
+async def test_duplicate_primary_key_is_a_unit_error_not_a_corruption(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        await j.run(insert_unit(make("A1")))
+        with pytest.raises(sqlite3.IntegrityError):
+            await j.run(insert_unit(make("A1")))
+        assert (await j.get("A1")) is not None
+
+
+async def test_concurrent_units_are_group_committed(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        await asyncio.gather(*(j.run(insert_unit(make(f"G{i}"))) for i in range(300)))
+        assert j.commits < 300
+        items, _ = await j.list_transactions(TxnQuery(limit=500))
+        assert len(items) == 300
+
+
+async def test_list_pages_with_a_cursor_newest_first(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        for i in range(7):
+            await j.run(insert_unit(make(f"P{i}", created=1000 + i // 2,
+                                         state=State.APPROVED if i % 2 else State.DECLINED)))
+        seen: list[str] = []
+        cursor = None
+        while True:
+            items, cursor = await j.list_transactions(TxnQuery(limit=3, cursor=cursor))
+            seen += [r.order_no for r in items]
+            if cursor is None:
+                break
+        assert seen == ["P6", "P5", "P4", "P3", "P2", "P1", "P0"]
+        approved, _ = await j.list_transactions(TxnQuery(state="approved"))
+        assert {r.order_no for r in approved} == {"P1", "P3", "P5"}
+        found, _ = await j.list_transactions(TxnQuery(search="P5"))
+        assert [r.order_no for r in found] == ["P5"]
+
+
+def test_a_forged_cursor_is_refused() -> None:
+    with pytest.raises(CursorError):
+        decode_cursor("not-a-cursor")
+
+
+async def test_batch_totals_per_currency(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        def fill(tx: JournalTx) -> None:
+            batch = tx.ensure_open_batch("T1", 1)
+            assert batch.batch_no == 1 and batch.state is BatchState.OPEN
+            rows = [
+                make("S1", amount=1000, tip=100, state=State.APPROVED),
+                make("S2", amount=500, state=State.APPROVED),
+                make("S3", amount=999, state=State.DECLINED),
+                make("R1", kind=TxnKind.REFUND, amount=200, state=State.APPROVED),
+                make("V1", kind=TxnKind.VOID, amount=500, state=State.APPROVED),
+                make("E1", amount=700, currency="EUR", state=State.APPROVED),
+            ]
+            for r in rows:
+                tx.insert(dataclasses.replace(r, batch_no=1))
+
+        await j.run(fill)
+        totals = await j.read(lambda r: r.batch_totals("T1", 1))
+    usd = totals["USD"]
+    assert (usd.count, usd.sales, usd.tips, usd.refunds, usd.voids) == (4, 1500, 100, 200, 500)
+    assert usd.net == 900
+    assert totals["EUR"].net == 700
+
+
+async def test_hot_queries_use_indexes(tmp_path: Path) -> None:
+    """status and transactions.list stay fast at a million rows: they never scan the table."""
+    async with Journal(tmp_path / "j.sqlite") as j:
+        await j.run(insert_unit(make("A1")))
+
+        def plans(tx: JournalTx) -> list[str]:
+            q = [
+                "SELECT * FROM transactions WHERE order_no = 'A1'",
+                "SELECT * FROM transactions ORDER BY created_at DESC, order_no DESC LIMIT 50",
+                "SELECT * FROM transactions WHERE terminal_sn = 'T1'"
+                " ORDER BY created_at DESC, order_no DESC LIMIT 50",
+                "SELECT * FROM transactions WHERE state = 'approved'"
+                " ORDER BY created_at DESC, order_no DESC LIMIT 50",
+                "SELECT * FROM transactions WHERE state IN ('pending','in_progress','unknown')",
+                "SELECT * FROM events WHERE identity = 'x' AND seq > 5 ORDER BY seq",
+            ]
+            return [" ".join(str(r[3]) for r in tx.conn.execute("EXPLAIN QUERY PLAN " + s))
+                    for s in q]
+
+        for plan in await j.run(plans):
+            # An index-ordered scan with LIMIT is fine; a full table scan or a sort is not.
+            assert "USE TEMP B-TREE" not in plan, plan
+            assert "SCAN transactions" not in plan or "USING" in plan, plan
+
+
+async def test_closed_journal_refuses_work(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    await j.open()
+    await j.close()
+    with pytest.raises(JournalError):
+        await j.run(lambda tx: None)
