@@ -62,7 +62,7 @@ class PaymentOrder:
 
 @dataclass(frozen=True, slots=True)
 class ProviderReport:
-    """One statement of the provider about one order (from a response, a query or a notification)."""
+    """One statement of the provider about one order (a response, a query or a notification)."""
 
     order_no: str
     outcome: Outcome
@@ -105,6 +105,9 @@ class Provider(Protocol):
 
     def notification_answer(self, ok: bool, reason: str = "") -> NotificationAnswer:
         """The answer to send: ``ok`` only once the result is durably recorded."""
+
+    def set_notify_url(self, url: str) -> None:
+        """Where the provider should send notifications (known once the listener is bound)."""
 
     async def aclose(self) -> None:
         """Release HTTP sessions."""
