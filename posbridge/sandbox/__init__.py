@@ -1,0 +1,6 @@
+"""Embedded simulators and helpers for ``posbridge serve --sandbox`` and the tests.
+
+- :mod:`posbridge.sandbox.codepay_sim`: the CodePay Cloud gateway with simulated terminals;
+- :mod:`posbridge.sandbox.ucanpay_sim`: the UCanPay gateway;
+- :mod:`posbridge.sandbox.keys`: RSA key generation and loading (PEM or bare Base64 DER).
+"""

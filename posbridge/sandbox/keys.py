@@ -1,0 +1,85 @@
+"""RSA keys as files: generate a PEM pair, load private and public keys in the usual forms.
+
+Providers hand out keys in several shapes; all of these load:
+
+- PKCS#8 PEM (``-----BEGIN PRIVATE KEY-----``) and PKCS#1 PEM (``-----BEGIN RSA PRIVATE KEY-----``);
+- SubjectPublicKeyInfo PEM (``-----BEGIN PUBLIC KEY-----``) and PKCS#1 PEM
+  (``-----BEGIN RSA PUBLIC KEY-----``);
+- the bare Base64 of the DER bytes (what provider portals often show in a text box), with
+  or without line breaks.
+
+Encrypted private keys are not supported (the bridge has no place to keep a passphrase).
+Nothing here ever logs or repeats key material in an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from posbridge.errors import PosbridgeError
+
+__all__ = ["KeyFormatError", "generate_rsa_pem", "load_private_key", "load_public_key",
+           "public_pem"]
+
+_PUBLIC_EXPONENT = 65537
+
+
+class KeyFormatError(PosbridgeError, ValueError):
+    """Bytes that are not an RSA key in a supported form (the message never quotes them)."""
+
+
+def generate_rsa_pem(bits: int = 2048) -> bytes:
+    """A new RSA private key of ``bits`` bits as unencrypted PKCS#8 PEM."""
+    key = rsa.generate_private_key(public_exponent=_PUBLIC_EXPONENT, key_size=bits)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def public_pem(key: RSAPrivateKey | RSAPublicKey) -> bytes:
+    """The SubjectPublicKeyInfo PEM of a key (the public half of a private key)."""
+    public = key.public_key() if isinstance(key, RSAPrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM,
+                               serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_private_key(pem_or_base64_der: bytes) -> RSAPrivateKey:
+    """An RSA private key from PKCS#8 / PKCS#1 PEM or bare Base64 DER; else KeyFormatError."""
+    data = pem_or_base64_der.strip()
+    try:
+        if data.startswith(b"-----"):
+            key = serialization.load_pem_private_key(data, password=None)
+        else:
+            key = serialization.load_der_private_key(_b64(data), password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFormatError("not an unencrypted RSA private key (PKCS#8 or PKCS#1 PEM, "
+                             "or Base64 DER)") from exc
+    if not isinstance(key, RSAPrivateKey):
+        raise KeyFormatError("the private key is not an RSA key")
+    return key
+
+
+def load_public_key(pem_or_base64_der: bytes) -> RSAPublicKey:
+    """An RSA public key from SPKI / PKCS#1 PEM or bare Base64 DER; else KeyFormatError."""
+    data = pem_or_base64_der.strip()
+    try:
+        if data.startswith(b"-----"):
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_der_public_key(_b64(data))
+    except (ValueError, TypeError) as exc:
+        raise KeyFormatError("not an RSA public key (SPKI or PKCS#1 PEM, or Base64 DER)") from exc
+    if not isinstance(key, RSAPublicKey):
+        raise KeyFormatError("the public key is not an RSA key")
+    return key
+
+
+def _b64(data: bytes) -> bytes:
+    try:
+        return base64.b64decode(b"".join(data.split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("not Base64") from exc

@@ -1,0 +1,1 @@
+"""Tests of the CodePay provider, its signing and the CodePay simulator."""
