@@ -1,0 +1,485 @@
+"""An embedded UCanPay simulator (aiohttp) for the sandbox and the tests.
+
+It behaves like the API reference (seed 001) says the real one does: it checks the merchant's
+signature and the required fields, enforces the ``outTradeNo`` / ``subject`` / ``body`` rules and
+order-number uniqueness (a re-entry with identical parameters returns the same order, as the
+seed's ``INVALID_REQUEST`` note implies), signs every reply's ``data`` with its own key, keeps the
+orders, refunds (at most the paid total, at most 10 per order, each ``outRefundNo`` once) and
+reverse's window (15 s .. 7 days, on the simulator's clock). Unlike the seed's tables it
+accepts orderquery / closeorder / reverse without ``ucpOrderNo`` (found by ``outTradeNo``),
+because after a lost unifiedorder answer the merchant knows only its own number.
+
+The customer side: :meth:`UCanPaySimulator.scan_and_pay` (or ``POST /sandbox/pay/{ucpOrderNo}``)
+marks an order paid and POSTs a signed notification to its ``notifyUrl`` every
+``notify_interval_s`` until it is answered ``SUCCESS`` (at most ``notify_attempts`` times).
+
+For tests it records every request (:attr:`requests`, :meth:`count`) and can inject failures:
+:meth:`fail_next`, :meth:`drop_next_response` (processes but never answers),
+:meth:`sign_with_wrong_key_next`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiohttp
+import structlog
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from posbridge.errors import PosbridgeError
+from posbridge.providers.ucanpay import messages as m
+from posbridge.providers.ucanpay.signing import SignScheme, sign_params, sign_type, verify_params
+
+__all__ = ["SimOrder", "SimRefund", "SimulatorError", "UCanPaySimulator"]
+
+log = structlog.get_logger(__name__)
+
+MAX_REFUNDS: Final = 10
+_REQUIRED: Final[dict[m.Method, tuple[str, ...]]] = {
+    m.Method.UNIFIEDORDER: ("merchantId", "outTradeNo", "subject", "body", "totalAmt", "currency",
+                            "sceneType", "notifyUrl", "nonceStr", "signType", "sign"),
+    m.Method.ORDERQUERY: ("merchantId", "outTradeNo", "nonceStr", "signType", "sign"),
+    m.Method.CLOSEORDER: ("merchantId", "outTradeNo", "nonceStr", "signType", "sign"),
+    m.Method.REVERSE: ("merchantId", "outTradeNo", "nonceStr", "signType", "sign"),
+    m.Method.REFUND: ("merchantId", "outTradeNo", "outRefundNo", "totalAmt", "refundAmt",
+                      "refundDesc", "notifyUrl", "nonceStr", "signType", "sign"),
+    m.Method.REFUNDQUERY: ("merchantId", "outRefundNo", "nonceStr", "signType", "sign"),
+}
+
+
+class SimulatorError(PosbridgeError):
+    """A sandbox action that cannot be done (unknown order, not payable)."""
+
+
+class _Refusal(Exception):
+    """An error reply: ``code`` is the seed's error code name."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class SimRefund:
+    out_refund_no: str
+    ucp_refund_no: str
+    amount: int
+    notify_url: str
+    status: str = "PROCESSING"
+    created_s: float = 0.0
+
+
+@dataclass
+class SimOrder:
+    out_trade_no: str
+    ucp_order_no: str
+    amount: int
+    currency: str
+    subject: str
+    body: str
+    notify_url: str
+    scene_type: str
+    created_s: float
+    status: str = "NOTPAY"
+    paid_s: float | None = None
+    refunds: dict[str, SimRefund] = field(default_factory=dict)
+
+    @property
+    def refunded(self) -> int:
+        """Minor units refunded or being refunded (failed refunds do not count)."""
+        return sum(r.amount for r in self.refunds.values() if r.status in ("SUCCESS", "PROCESSING"))
+
+
+class UCanPaySimulator:
+    """The simulated UCanPay gateway. ``await start()``, use :attr:`url`, ``await stop()``."""
+
+    def __init__(
+        self,
+        *,
+        merchant_id: str,
+        private_key: RSAPrivateKey,
+        merchant_public_key: RSAPublicKey,
+        scheme: SignScheme = SignScheme.DOUBLE_HASH,
+        md5_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+        notify_interval_s: float = 15.0,
+        notify_attempts: int = 20,
+        refund_delay_s: float = 0.2,
+    ) -> None:
+        self.merchant_id = merchant_id
+        self._private_key = private_key
+        self._merchant_public_key = merchant_public_key
+        self._scheme = scheme
+        self._md5_key = md5_key
+        self._clock = clock
+        self.notify_interval_s = notify_interval_s
+        self.notify_attempts = notify_attempts
+        self.refund_delay_s = refund_delay_s
+        self.orders: dict[str, SimOrder] = {}
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.notifications: list[tuple[str, dict[str, Any], str]] = []  # (url, body, answer)
+        self._by_ucp: dict[str, SimOrder] = {}
+        self._refund_owner: dict[str, str] = {}  # outRefundNo -> outTradeNo
+        self._numbers = itertools.count(377654578511872)
+        self._fail: dict[str, list[str]] = defaultdict(list)
+        self._drop: dict[str, int] = defaultdict(int)
+        self._wrong_key: dict[str, int] = defaultdict(int)
+        self._other_key: RSAPrivateKey | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._url: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (port 0: any free port; see :attr:`url`)."""
+        app = web.Application()
+        app.router.add_post("/payment/{method}", self._handle)
+        app.router.add_post("/sandbox/pay/{ref}", self._handle_pay)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self._url = f"http://{bound[0]}:{bound[1]}"
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        log.info("ucanpay_sim_started", url=self._url)
+
+    @property
+    def url(self) -> str:
+        """The base URL (``http://127.0.0.1:PORT``) once started."""
+        if self._url is None:
+            raise SimulatorError("the UCanPay simulator is not started")
+        return self._url
+
+    async def stop(self) -> None:
+        """Release held answers, stop notifying, close the listener."""
+        self._closing.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    # -- failure injection and recording ---------------------------------------------------
+
+    def fail_next(self, method: str, code: str = "SYSTEMERROR") -> None:
+        """The next ``method`` request is answered with error ``code`` without being processed."""
+        self._fail[method].append(code)
+
+    def drop_next_response(self, method: str) -> None:
+        """The next ``method`` request is processed but never answered (until stop)."""
+        self._drop[method] += 1
+
+    def sign_with_wrong_key_next(self, method: str) -> None:
+        """The next ``method`` reply is signed with a key the merchant does not know."""
+        self._wrong_key[method] += 1
+
+    def count(self, method: str, out_trade_no: str | None = None) -> int:
+        """How many ``method`` requests arrived (for ``out_trade_no`` if given)."""
+        return sum(1 for name, body in self.requests
+                   if name == method and (out_trade_no is None
+                                          or body.get("outTradeNo") == out_trade_no))
+
+    def order(self, ref: str) -> SimOrder:
+        """The order with ``ucpOrderNo`` or ``outTradeNo`` ``ref``."""
+        found = self._by_ucp.get(ref) or self.orders.get(ref)
+        if found is None:
+            raise SimulatorError(f"no such order {ref!r}")
+        return found
+
+    # -- the customer ----------------------------------------------------------------------
+
+    async def scan_and_pay(self, ref: str) -> SimOrder:
+        """The customer pays ``ref`` (ucpOrderNo or outTradeNo) in the app; notifies the shop."""
+        order = self.order(ref)
+        if order.status not in ("NOTPAY", "USERPAYING"):
+            raise SimulatorError(f"order {order.out_trade_no} is {order.status}, not payable")
+        order.status, order.paid_s = "SUCCESS", self._clock()
+        self._notify_later(order.notify_url, self._payment_note(order))
+        return order
+
+    def fail_payment(self, ref: str) -> SimOrder:
+        """The customer's payment fails: PAYERROR (notified like a success)."""
+        order = self.order(ref)
+        if order.status not in ("NOTPAY", "USERPAYING"):
+            raise SimulatorError(f"order {order.out_trade_no} is {order.status}, not payable")
+        order.status = "PAYERROR"
+        self._notify_later(order.notify_url, self._payment_note(order))
+        return order
+
+    def start_paying(self, ref: str) -> SimOrder:
+        """The customer opened the order in the app: USERPAYING (no longer closable)."""
+        order = self.order(ref)
+        if order.status == "NOTPAY":
+            order.status = "USERPAYING"
+        return order
+
+    async def _handle_pay(self, request: web.Request) -> web.Response:
+        try:
+            order = await self.scan_and_pay(request.match_info["ref"])
+        except SimulatorError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=409)
+        return web.json_response({"ok": True, "outTradeNo": order.out_trade_no})
+
+    # -- the API ---------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["method"]
+        try:
+            method = m.Method(name)
+        except ValueError:
+            return web.json_response({"code": 404, "msg": "NOT_FOUND"}, status=404)
+        try:
+            body = json.loads(await request.read())
+        except (UnicodeDecodeError, ValueError):
+            return self._error(name, "INVALID_REQUEST", "body is not JSON")
+        if not isinstance(body, dict):
+            return self._error(name, "POST_DATA_EMPTY", "body is not a JSON object")
+        self.requests.append((name, body))
+        if self._fail[name]:
+            return self._error(name, self._fail[name].pop(0), "injected failure")
+        try:
+            self._check(method, body)
+            data = self._process(method, body)
+        except _Refusal as exc:
+            return self._error(name, exc.code, exc.message)
+        if self._drop[name]:
+            self._drop[name] -= 1
+            await self._closing.wait()  # processed; the answer is "lost"
+            raise web.HTTPServiceUnavailable()
+        return web.json_response({"code": 0, "msg": "SUCCESS", "data": self._signed(name, data)})
+
+    def _check(self, method: m.Method, body: dict[str, Any]) -> None:
+        missing = [k for k in _REQUIRED[method] if body.get(k) in (None, "")]
+        if missing:
+            raise _Refusal("LACK_PARAMS", f"missing {', '.join(missing)}")
+        if body["merchantId"] != self.merchant_id:
+            raise _Refusal("NOAUTH", "unknown merchant")
+        if body["signType"] == "MD5":
+            ok = self._md5_key is not None and verify_params(body, self._md5_key, SignScheme.MD5)
+        elif body["signType"] == "RSA" and self._scheme is not SignScheme.MD5:
+            ok = verify_params(body, self._merchant_public_key, self._scheme)
+        else:
+            ok = False
+        if not ok:
+            raise _Refusal("SIGNERROR", "signature does not verify")
+        for name in ("outTradeNo", "outRefundNo"):
+            if name in body and m.OUT_NO_RE.fullmatch(str(body[name])) is None:
+                raise _Refusal("INVALID_REQUEST", f"{name} must be 1-32 letters and digits")
+        for name in ("totalAmt", "refundAmt"):
+            value = body.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value <= 0):
+                raise _Refusal("INVALID_REQUEST", f"{name} must be a positive integer")
+
+    def _process(self, method: m.Method, body: dict[str, Any]) -> dict[str, Any]:
+        handler = {
+            m.Method.UNIFIEDORDER: self._unifiedorder,
+            m.Method.ORDERQUERY: self._orderquery,
+            m.Method.CLOSEORDER: self._closeorder,
+            m.Method.REVERSE: self._reverse,
+            m.Method.REFUND: self._refund,
+            m.Method.REFUNDQUERY: self._refundquery,
+        }[method]
+        return handler(body)
+
+    def _unifiedorder(self, body: dict[str, Any]) -> dict[str, Any]:
+        for name, limit in (("subject", m.SUBJECT_MAX), ("body", m.BODY_MAX)):
+            text = str(body[name])
+            if len(text) > limit or m.FORBIDDEN_TEXT.intersection(text):
+                raise _Refusal("INVALID_REQUEST", f"{name} too long or has / = &")
+        if body["sceneType"] not in ("JSAPI", "NATIVE"):
+            raise _Refusal("INVALID_REQUEST", "unknown sceneType")
+        out_no = body["outTradeNo"]
+        old = self.orders.get(out_no)
+        if old is not None:
+            same = (old.amount, old.currency, old.subject, old.body) == (
+                body["totalAmt"], body["currency"], body["subject"], body["body"])
+            if not same or old.status != "NOTPAY":
+                raise _Refusal("OUT_TRADE_NO_USED", "outTradeNo already used")
+            return self._order_data(old, with_status=False)
+        order = SimOrder(
+            out_trade_no=out_no, ucp_order_no=str(next(self._numbers)), amount=body["totalAmt"],
+            currency=body["currency"], subject=body["subject"], body=body["body"],
+            notify_url=body["notifyUrl"], scene_type=body["sceneType"], created_s=self._clock())
+        self.orders[out_no] = order
+        self._by_ucp[order.ucp_order_no] = order
+        return self._order_data(order, with_status=False)
+
+    def _find(self, body: dict[str, Any]) -> SimOrder:
+        order = self.orders.get(body["outTradeNo"])
+        ucp = body.get("ucpOrderNo")
+        if order is None or (ucp not in (None, "") and ucp != order.ucp_order_no):
+            raise _Refusal("ORDERNOTEXIST", "no such order")
+        return order
+
+    def _orderquery(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._order_data(self._find(body))
+
+    def _closeorder(self, body: dict[str, Any]) -> dict[str, Any]:
+        order = self._find(body)
+        if order.status in ("SUCCESS", "REFUND"):
+            raise _Refusal("ORDERPAID", "the order is paid")
+        if order.status in ("CLOSED", "REVOKED"):
+            raise _Refusal("ORDERCLOSED", "the order is already closed")
+        order.status = "CLOSED"
+        return self._order_data(order)
+
+    def _reverse(self, body: dict[str, Any]) -> dict[str, Any]:
+        order = self._find(body)
+        age = self._clock() - order.created_s
+        if age < m.REVERSE_MIN_S:
+            raise _Refusal("INVALID_REQUEST", "reverse is not allowed within 15 s of the order")
+        if age > m.REVERSE_MAX_S:
+            raise _Refusal("TRADE_OVERDUE", "the order is past the reverse period")
+        if order.status == "REVOKED":
+            return self._order_data(order)
+        if order.status == "CLOSED":
+            raise _Refusal("ORDERCLOSED", "the order is already closed")
+        if order.refunds:
+            raise _Refusal("ERROR", "a refunded order cannot be reversed")
+        order.status = "REVOKED"  # unpaid: closed; paid: the money goes back
+        return self._order_data(order)
+
+    def _refund(self, body: dict[str, Any]) -> dict[str, Any]:
+        order = self._find(body)
+        refund_no, amount = body["outRefundNo"], body["refundAmt"]
+        owner = self._refund_owner.get(refund_no)
+        if owner is not None and owner != order.out_trade_no:
+            raise _Refusal("INVALID_REQUEST", "outRefundNo already used for another order")
+        old = order.refunds.get(refund_no)
+        if old is not None:  # a retry keeps its outRefundNo: the same refund again
+            if old.amount != amount:
+                raise _Refusal("REFUND_FEE_MISMATCH", "refundAmt differs from the first request")
+            return self._refund_data(order, old, with_status=False)
+        if order.status not in ("SUCCESS", "REFUND"):
+            raise _Refusal("INVALID_REQUEST", f"the order is {order.status}, not paid")
+        if body["totalAmt"] != order.amount:
+            raise _Refusal("INVALID_REQUEST", "totalAmt is not the order amount")
+        if len(order.refunds) >= MAX_REFUNDS:
+            raise _Refusal("INVALID_REQUEST", "at most 10 refunds per order")
+        if order.refunded + amount > order.amount:
+            raise _Refusal("INVALID_REQUEST", "refunds would exceed the amount paid")
+        refund = SimRefund(out_refund_no=refund_no, ucp_refund_no=str(next(self._numbers)),
+                           amount=amount, notify_url=body["notifyUrl"], created_s=self._clock())
+        order.refunds[refund_no] = refund
+        order.status = "REFUND"
+        self._refund_owner[refund_no] = order.out_trade_no
+        self._spawn(self._settle_refund(order, refund))
+        return self._refund_data(order, refund, with_status=False)
+
+    def _refundquery(self, body: dict[str, Any]) -> dict[str, Any]:
+        owner = self._refund_owner.get(body["outRefundNo"])
+        if owner is None:
+            raise _Refusal("REFUNDNOTEXIST", "no such refund")
+        order = self.orders[owner]
+        if body.get("outTradeNo") not in (None, "", owner):
+            raise _Refusal("REFUNDNOTEXIST", "no such refund for that order")
+        return self._refund_data(order, order.refunds[body["outRefundNo"]])
+
+    async def _settle_refund(self, order: SimOrder, refund: SimRefund) -> None:
+        await asyncio.sleep(self.refund_delay_s)
+        refund.status = "SUCCESS"
+        await self._notify(refund.notify_url, self._refund_note(order, refund))
+
+    # -- reply data --------------------------------------------------------------------------
+
+    def _common(self) -> dict[str, Any]:
+        return {"merchantId": self.merchant_id, "nonceStr": f"sim{next(self._numbers)}",
+                "signType": sign_type(self._scheme), "timestamp": m.format_time(self._clock())}
+
+    def _order_data(self, order: SimOrder, *, with_status: bool = True) -> dict[str, Any]:
+        data = {**self._common(), "outTradeNo": order.out_trade_no,
+                "ucpOrderNo": order.ucp_order_no, "totalAmt": order.amount,
+                "currency": order.currency, "tranTime": m.format_time(order.created_s)}
+        if with_status:
+            data["tradeStatus"] = order.status
+        return data
+
+    def _refund_data(self, order: SimOrder, refund: SimRefund, *,
+                     with_status: bool = True) -> dict[str, Any]:
+        data = {**self._common(), "outTradeNo": order.out_trade_no,
+                "ucpOrderNo": order.ucp_order_no, "outRefundNo": refund.out_refund_no,
+                "ucpRefundNo": refund.ucp_refund_no, "totalAmt": order.amount,
+                "refundAmt": refund.amount, "totalRefundAmt": order.refunded,
+                "currency": order.currency, "body": order.body, "sceneType": order.scene_type}
+        if with_status:
+            data["refundStatus"] = refund.status
+        return data
+
+    def _signed(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
+        key: RSAPrivateKey | str = self._private_key
+        if self._scheme is SignScheme.MD5 and self._md5_key is not None:
+            key = self._md5_key
+        if self._wrong_key[method]:
+            self._wrong_key[method] -= 1
+            if self._other_key is None:
+                self._other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            key = self._other_key if isinstance(key, RSAPrivateKey) else key + "wrong"
+        return sign_params(data, key, self._scheme)
+
+    def _error(self, method: str, code: str, message: str) -> web.Response:
+        data = self._signed(method, {**self._common(), "errCode": code, "errMsg": message})
+        return web.json_response({"code": 1, "msg": code, "data": data})
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def _payment_note(self, order: SimOrder) -> dict[str, Any]:
+        data = {**self._order_data(order), "sceneType": order.scene_type, "body": order.body}
+        if order.paid_s is not None:
+            data["timeEnd"] = m.format_time(order.paid_s)
+        return {"code": 0, "msg": "SUCCESS", "data": self._signed("notify", data),
+                "timestamp": m.format_time(self._clock())}
+
+    def _refund_note(self, order: SimOrder, refund: SimRefund) -> dict[str, Any]:
+        data = {**self._refund_data(order, refund), "refundTime": m.format_time(self._clock())}
+        return {"code": 0, "msg": "SUCCESS", "data": self._signed("notify", data),
+                "timestamp": m.format_time(self._clock())}
+
+    def _notify_later(self, url: str, note: dict[str, Any]) -> None:
+        self._spawn(self._notify(url, note))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _notify(self, url: str, note: dict[str, Any]) -> None:
+        """POST ``note`` until answered SUCCESS, every ``notify_interval_s``, bounded."""
+        for _attempt in range(self.notify_attempts):
+            answer = await self._post_note(url, note)
+            self.notifications.append((url, note, answer))
+            try:
+                ok = json.loads(answer).get("return_code") == "SUCCESS"
+            except (ValueError, AttributeError):
+                ok = False
+            if ok:
+                return
+            await asyncio.sleep(self.notify_interval_s)
+        log.info("ucanpay_sim_notify_gave_up", url=url)
+
+    async def _post_note(self, url: str, note: dict[str, Any]) -> str:
+        if self._http is None:
+            return ""
+        try:
+            async with self._http.post(url, json=note) as resp:
+                return await resp.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"error: {exc}"
