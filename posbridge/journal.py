@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import queue
 import sqlite3
@@ -156,6 +157,7 @@ def _batch_from_row(row: sqlite3.Row) -> BatchRecord:
     return BatchRecord(**values)
 
 
+_TOTAL_FIELDS = ("count", "sales", "tips", "refunds", "voids")
 _SELECT_TXN = f"SELECT {', '.join(_TXN_COLUMNS)} FROM transactions"  # noqa: S608 (fixed names)
 _SELECT_BATCH = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"  # noqa: S608 (fixed names)
 
@@ -180,8 +182,8 @@ class _Reads:
         """Amount of voids/refunds of an original that are approved or may still be."""
         released = ",".join("?" * len(_RELEASED))
         row = self.conn.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM transactions"
-            f" WHERE orig_order_no = ? AND state NOT IN ({released})",  # noqa: S608
+            "SELECT COALESCE(SUM(amount), 0) FROM transactions"  # noqa: S608 (placeholders only)
+            f" WHERE orig_order_no = ? AND state NOT IN ({released})",
             (orig_order_no, *_RELEASED),
         ).fetchone()
         return int(row[0])
@@ -222,7 +224,7 @@ class _Reads:
         rows = self.conn.execute(sql + " GROUP BY currency, kind", args).fetchall()
         acc: dict[str, dict[str, int]] = {}
         for currency, kind, count, amount, tip in rows:
-            t = acc.setdefault(currency, dict.fromkeys(("count", "sales", "tips", "refunds", "voids"), 0))
+            t = acc.setdefault(currency, dict.fromkeys(_TOTAL_FIELDS, 0))
             t["count"] += count
             if kind in (TxnKind.SALE, TxnKind.QR_SALE):
                 t["sales"] += amount
@@ -424,8 +426,13 @@ class Journal:
         self._read_conns: list[sqlite3.Connection] = []
         self._read_lock = threading.Lock()
         self.commits = 0
-        self.commit_seconds: list[float] = []  # recent commit durations, for metrics (bounded)
+        self._commit_seconds: list[float] = []  # since the last drain, for metrics (bounded)
         self.healthy = True
+
+    def drain_commit_times(self) -> list[float]:
+        """Commit durations (seconds) since the last call, for the metrics histogram."""
+        times, self._commit_seconds = self._commit_seconds, []
+        return times
 
     def set_event_sink(self, sink: Callable[[Sequence[EventRecord]], None]) -> None:
         self._on_events = sink
@@ -496,7 +503,9 @@ class Journal:
                 units.append(nxt)
             self._commit_group(conn, seqs, units)
 
-    def _commit_group(self, conn: sqlite3.Connection, seqs: dict[str, int], units: list[_Unit]) -> None:
+    def _commit_group(
+        self, conn: sqlite3.Connection, seqs: dict[str, int], units: list[_Unit]
+    ) -> None:
         started = time.perf_counter()
         outcomes: list[tuple[Future[Any], bool, Any]] = []
         emitted: list[EventRecord] = []
@@ -523,10 +532,8 @@ class Journal:
         except sqlite3.Error as exc:
             self.healthy = False
             log.error("journal_commit_failed", error=str(exc))
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             seqs.clear()
             seqs.update(saved_seqs)
             err = JournalError(f"the journal could not commit: {exc}")
@@ -535,14 +542,12 @@ class Journal:
         else:
             self.healthy = True
         self.commits += 1
-        self.commit_seconds.append(time.perf_counter() - started)
-        if len(self.commit_seconds) > 4096:
-            del self.commit_seconds[:2048]
+        self._commit_seconds.append(time.perf_counter() - started)
+        if len(self._commit_seconds) > 4096:
+            del self._commit_seconds[:2048]
         assert self._loop is not None
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
             self._loop.call_soon_threadsafe(self._deliver, emitted, outcomes)
-        except RuntimeError:  # the loop is gone: nobody waits any more
-            pass
 
     def _deliver(
         self, emitted: list[EventRecord], outcomes: list[tuple[Future[Any], bool, Any]]
@@ -588,7 +593,9 @@ class Journal:
     async def active(self) -> list[TxnRecord]:
         return await self.read(lambda r: r.active())
 
-    async def events_since(self, identity: str, since_seq: int, limit: int = 1000) -> list[EventRecord]:
+    async def events_since(
+        self, identity: str, since_seq: int, limit: int = 1000
+    ) -> list[EventRecord]:
         return await self.read(lambda r: r.events_since(identity, since_seq, limit))
 
     async def list_transactions(self, query: TxnQuery) -> tuple[list[TxnRecord], str | None]:

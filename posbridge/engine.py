@@ -1,0 +1,703 @@
+"""The payment engine: drives every transaction to exactly one final state.
+
+Theory of operation
+-------------------
+1. **Intent first.** A payment request becomes a ``pending`` row in the journal before any
+   provider is called. The insert is idempotent by ``order_no``: the same parameters give
+   back the existing transaction, different ones are a conflict (1004). Refund and void
+   totals are checked in the same journal unit, so concurrent refunds cannot overshoot.
+2. **One runner per live transaction.** A task creates the order at the provider and then
+   reconciles: it polls with backoff, wakes up early on a notification or a cancel request,
+   closes the order when it expires or is cancelled, and stops once the state is final.
+   The runner never sends a second create for an order whose first create may have arrived:
+   a lost answer (``OutcomeUnknown``) leads to a query, and only a provider that confirms it
+   has no such order gets the create again.
+3. **One door for state.** Responses, query results and notifications are all turned into a
+   :class:`~posbridge.lifecycle.Signal` and applied by :meth:`Engine._apply` in one journal
+   unit: the transition table decides, the row, its event (outbox) and — for a final state —
+   the batch assignment and the original's refunded amount are committed together. Duplicates
+   and stale reports change nothing.
+4. **Recovery.** On start every non-final transaction gets a runner again; those that may
+   never have reached the provider start with a query, not a create.
+
+Effects that do not move money (displays, printers, metrics) subscribe as listeners and are
+called after each commit; they can never block or fail a payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from posbridge.errors import (
+    NotificationRejected,
+    OutcomeUnknown,
+    PaymentError,
+    ProviderRejected,
+    ProviderUnreachable,
+    RequestError,
+)
+from posbridge.failpoints import failpoint
+from posbridge.journal import Journal, JournalTx, now_ms
+from posbridge.lifecycle import Signal, State, Transition, transition
+from posbridge.money import AmountError, format_amount, parse_amount
+from posbridge.providers.base import Outcome, PaymentOrder, Provider, ProviderReport, TxnKind
+from posbridge.providers.ucanpay.messages import validate_qr_order, validate_refund
+from posbridge.records import Attention, BatchState, TxnRecord
+from posbridge.views import txn_view
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[TxnRecord, Transition | None], None]
+
+_OUTCOME_SIGNAL = {
+    Outcome.PENDING: Signal.WORKING,
+    Outcome.APPROVED: Signal.APPROVED,
+    Outcome.DECLINED: Signal.DECLINED,
+    Outcome.CANCELLED: Signal.CANCELLED,
+}
+# A create is sent again only when the provider confirms it has no such order; this bounds
+# how often that may happen for one order.
+MAX_CREATE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """How the engine paces one provider."""
+
+    expires_s: int = 180
+    poll_interval_s: float = 2.0
+    poll_max_s: float = 15.0
+    create_retry_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """The last word from one provider: did a request get a (verified) answer?"""
+
+    reachable: bool | None = None  # None: not asked yet
+    at: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalInfo:
+    sn: str
+    name: str
+    provider: str = "codepay"
+    display: str | None = None
+    printer: str | None = None
+
+
+class Engine:
+    """Owns the live transactions. Keyword-only wiring; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        providers: Mapping[str, Provider],
+        settings: Mapping[str, ProviderSettings],
+        terminals: tuple[TerminalInfo, ...] = (),
+        build_deeplink: Callable[[str, int, str], str] | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.journal = journal
+        self.providers = dict(providers)
+        self.settings = dict(settings)
+        self.terminals = terminals
+        self._by_key = {t.sn: t for t in terminals} | {t.name: t for t in terminals}
+        self._build_deeplink = build_deeplink
+        self._clock = clock
+        self._live: dict[str, TxnRecord] = {}
+        self._runners: dict[str, asyncio.Task[None]] = {}
+        self._kicks: dict[str, asyncio.Event] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self.listeners: list[Listener] = []
+        self.terminal_online: dict[str, bool | None] = {t.sn: None for t in terminals}
+        self.on_terminal_status: Callable[[str, bool], None] | None = None
+        self.provider_health: dict[str, ProviderHealth] = {p: ProviderHealth() for p in providers}
+        self._closing = False
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def terminal(self, key: str) -> TerminalInfo:
+        """A configured terminal by serial number or name, else 1003."""
+        term = self._by_key.get(key)
+        if term is None:
+            raise RequestError(1003, "unknown_terminal", f"no terminal {key!r} is configured",
+                               field="terminal")
+        return term
+
+    async def get(self, order_no: str) -> TxnRecord | None:
+        live = self._live.get(order_no)
+        return live if live is not None else await self.journal.get(order_no)
+
+    async def original(self, orig_order_no: str) -> TxnRecord:
+        orig = await self.get(orig_order_no)
+        if orig is None:
+            raise RequestError(1005, "original_not_found",
+                               f"no transaction {orig_order_no!r}", field="orig_order_no")
+        return orig
+
+    # -- starting payments -------------------------------------------------------------
+
+    async def sale(self, identity: str, *, terminal: str, order_no: str, amount: int,
+                   currency: str, tip: int = 0, description: str = "") -> TxnRecord:
+        term = self.terminal(terminal)
+        rec = self._new(identity, TxnKind.SALE, term.provider, order_no, amount, currency,
+                        tip=tip, terminal_sn=term.sn, description=description)
+        return await self._start(rec, guard=None)
+
+    async def void(self, identity: str, *, order_no: str, orig_order_no: str,
+                   terminal: str | None = None) -> TxnRecord:
+        orig = await self.original(orig_order_no)
+        if orig.kind != TxnKind.SALE:
+            raise RequestError(1010, "not_allowed",
+                               f"only card sales can be voided; a {orig.kind.value} is refunded",
+                               field="orig_order_no")
+        term = self.terminal(terminal) if terminal is not None else None
+        sn = term.sn if term is not None else orig.terminal_sn
+        rec = self._new(identity, TxnKind.VOID, orig.provider, order_no, orig.amount + orig.tip,
+                        orig.currency, terminal_sn=sn, orig_order_no=orig.order_no)
+        return await self._start(rec, guard=_void_guard)
+
+    async def refund(self, identity: str, *, order_no: str, orig_order_no: str,
+                     amount_text: str, description: str = "") -> TxnRecord:
+        orig = await self.original(orig_order_no)
+        if orig.kind not in (TxnKind.SALE, TxnKind.QR_SALE):
+            raise RequestError(1010, "not_allowed", f"a {orig.kind.value} cannot be refunded",
+                               field="orig_order_no")
+        try:
+            amount = parse_amount(amount_text, orig.currency)
+        except AmountError as exc:
+            raise RequestError(-32602, "invalid_params", f"amount: {exc}", field="amount") from exc
+        if amount <= 0:
+            raise RequestError(-32602, "invalid_params", "amount must be positive", field="amount")
+        kind = TxnKind.QR_REFUND if orig.kind == TxnKind.QR_SALE else TxnKind.REFUND
+        if kind is TxnKind.QR_REFUND:  # order_no becomes UCanPay's outRefundNo
+            validate_refund(order_no, orig.order_no, amount, orig.currency)
+        rec = self._new(identity, kind, orig.provider, order_no, amount, orig.currency,
+                        terminal_sn=orig.terminal_sn, orig_order_no=orig.order_no,
+                        description=description)
+        return await self._start(rec, guard=_refund_guard)
+
+    async def qr_sale(self, identity: str, *, order_no: str, amount: int, currency: str,
+                      subject: str, body: str = "", display: str | None = None,
+                      print_slip: bool = False, terminal: str | None = None) -> TxnRecord:
+        if "ucanpay" not in self.providers:
+            raise RequestError(1010, "not_allowed", "no QR provider is configured",
+                               field="method")
+        validate_qr_order(order_no, subject, body, amount, currency)
+        term = self.terminal(terminal) if terminal is not None else self._lane_of(
+            identity, display)
+        rec = self._new(identity, TxnKind.QR_SALE, "ucanpay", order_no, amount, currency,
+                        terminal_sn=term.sn if term else None, subject=subject, body=body,
+                        display=display, print_slip=print_slip)
+        return await self._start(rec, guard=None)
+
+    def _lane_of(self, identity: str, display: str | None) -> TerminalInfo | None:
+        """The terminal a QR sale belongs to (for its batch): the one showing on ``display``,
+        else the one named like the register."""
+        for term in self.terminals:
+            if display is not None and term.display == display:
+                return term
+        return self._by_key.get(identity)
+
+    def _new(self, identity: str, kind: TxnKind, provider: str, order_no: str, amount: int,
+             currency: str, **fields: Any) -> TxnRecord:
+        if provider not in self.providers:
+            raise RequestError(1007, "provider_unreachable",
+                               f"provider {provider!r} is not configured")
+        now = self._clock()
+        expires_s = self.settings[provider].expires_s
+        defining = {"kind": kind.value, "amount": amount, "currency": currency, **fields}
+        fingerprint = json.dumps(defining, sort_keys=True, separators=(",", ":"))
+        return TxnRecord(order_no=order_no, kind=kind, provider=provider, identity=identity,
+                         amount=amount, currency=currency, state=State.PENDING,
+                         fingerprint=fingerprint, created_at=now, updated_at=now,
+                         expires_at=now + expires_s * 1000, create_attempts=1, **fields)
+
+    async def _start(self, rec: TxnRecord,
+                     guard: Callable[[JournalTx, TxnRecord], None] | None) -> TxnRecord:
+        """Record the intent (idempotently) and make sure a runner drives it."""
+
+        def unit(tx: JournalTx) -> tuple[TxnRecord, bool]:
+            existing = tx.get(rec.order_no)
+            if existing is not None:
+                if existing.fingerprint != rec.fingerprint:
+                    raise RequestError(
+                        1004, "order_no_conflict",
+                        f"order_no {rec.order_no!r} was already used with other parameters",
+                        field="order_no")
+                return existing, False
+            if guard is not None:
+                guard(tx, rec)
+            tx.insert(rec)
+            tx.emit(rec.identity, "transaction.updated", _updated(rec))
+            return rec, True
+
+        stored, created = await self.journal.run(unit)
+        if created:
+            log.info("txn_recorded", order_no=stored.order_no, kind=stored.kind.value,
+                     provider=stored.provider)
+            self._track(stored)
+            self._notify(stored, None)
+            self._spawn(stored, fresh=True)
+        return stored
+
+    # -- waiting, cancelling, status ---------------------------------------------------
+
+    async def wait_final(self, order_no: str, timeout_s: float) -> TxnRecord:
+        """The transaction once final (or stuck on an unreachable provider), or as it
+        stands when ``timeout_s`` runs out."""
+        return await self.wait_until(
+            order_no,
+            lambda r: r.is_final or (r.state == State.PENDING
+                                     and r.error_code == "provider_unreachable"),
+            timeout_s)
+
+    async def wait_until(self, order_no: str, done: Callable[[TxnRecord], bool],
+                         timeout_s: float) -> TxnRecord:
+        """The transaction once ``done(record)`` holds, or when ``timeout_s`` runs out."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # Take the change signal before reading, so a change during the read wakes us.
+            changed = self._changed.setdefault(order_no, asyncio.Event())
+            rec = await self.get(order_no)
+            if rec is None:
+                raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
+                                   field="order_no")
+            left = deadline - time.monotonic()
+            if done(rec) or left <= 0:
+                if rec.is_final:
+                    self._changed.pop(order_no, None)
+                return rec
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=left)
+
+    async def cancel(self, order_no: str, *, timeout_s: float = 30.0) -> TxnRecord:
+        rec = await self.get(order_no)
+        if rec is None:
+            raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
+                               field="order_no")
+        if rec.is_final:
+            return rec
+        if not rec.cancel_requested:
+            await self._update(order_no, cancel_requested=True)
+        self._kick(order_no)
+        return await self.wait_final(order_no, timeout_s)
+
+    async def status(self, order_no: str, *, refresh: bool = False) -> TxnRecord:
+        rec = await self.get(order_no)
+        if rec is None:
+            raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
+                               field="order_no")
+        if refresh:
+            rec = await self._reconcile_once(rec)
+        return rec
+
+    async def acknowledge(self, order_no: str) -> TxnRecord:
+        """A manager reviewed a late approval: it leaves the attention list (state unchanged)."""
+        rec = await self.get(order_no)
+        if rec is None:
+            raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
+                               field="order_no")
+        log.info("attention_acknowledged", order_no=order_no)
+        return await self._update(order_no, attention=None)
+
+    async def query_now(self, order_no: str) -> TxnRecord:
+        """Ask the provider at once (manager's "query now"); also for final transactions."""
+        return await self.status(order_no, refresh=True)
+
+    # -- provider notifications ----------------------------------------------------------
+
+    async def on_notification(self, provider: str, report: ProviderReport) -> TxnRecord:
+        """Apply a verified notification. Raises NotificationRejected when it contradicts
+        the journal (unknown order, other amount); returns once durably recorded."""
+        rec = await self.get(report.order_no)
+        if rec is None or rec.provider != provider:
+            raise NotificationRejected(f"no {provider} transaction {report.order_no!r}")
+        if report.amount is not None and report.amount not in (rec.amount, rec.amount + rec.tip):
+            raise NotificationRejected(
+                f"amount {report.amount} does not match the journal for {rec.order_no!r}")
+        new = await self._apply_report(rec, report)
+        self._kick(rec.order_no)
+        return new
+
+    # -- the runner --------------------------------------------------------------------
+
+    def _spawn(self, rec: TxnRecord, *, fresh: bool) -> None:
+        if self._closing or rec.is_final or rec.order_no in self._runners:
+            return
+        task = asyncio.create_task(self._run(rec.order_no, fresh=fresh),
+                                   name=f"txn-{rec.order_no}")
+        self._runners[rec.order_no] = task
+        order_no = rec.order_no
+
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._runners.pop(order_no, None)
+
+        task.add_done_callback(forget)
+
+    async def _run(self, order_no: str, *, fresh: bool) -> None:
+        bound = log.bind(order_no=order_no)
+        try:
+            await self._drive(order_no, fresh=fresh)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Never lose a transaction to a bug: it stays non-final and is reconciled
+            # at the next start (or by a manager's "query now").
+            bound.exception("runner_crashed")
+
+    async def _drive(self, order_no: str, *, fresh: bool) -> None:
+        rec = self._live[order_no]
+        cfg = self.settings[rec.provider]
+        if rec.state == State.PENDING and fresh:
+            rec = await self._create(rec, counted=True)
+        else:
+            rec = await self._reconcile_once(rec)
+        delay = cfg.poll_interval_s
+        while not rec.is_final and not self._closing:
+            now = self._clock()
+            if not rec.close_sent and (rec.cancel_requested or now >= rec.expires_at):
+                rec = await self._close(rec)
+            if rec.is_final:
+                break
+            wait = delay
+            if not rec.close_sent:
+                wait = max(0.0, min(wait, (rec.expires_at - now) / 1000))
+            kicked = await self._sleep(order_no, wait)
+            if not kicked:
+                delay = min(delay * 1.5, cfg.poll_max_s)
+            rec = self._live.get(order_no, rec)
+            if rec.is_final:
+                break
+            if rec.cancel_requested and not rec.close_sent:
+                continue
+            rec = await self._reconcile_once(rec)
+
+    async def _sleep(self, order_no: str, seconds: float) -> bool:
+        kick = self._kicks.setdefault(order_no, asyncio.Event())
+        try:
+            await asyncio.wait_for(kick.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        kick.clear()
+        return True
+
+    def _kick(self, order_no: str) -> None:
+        kick = self._kicks.get(order_no)
+        if kick is not None:
+            kick.set()
+
+    async def _create(self, rec: TxnRecord, *, counted: bool = False) -> TxnRecord:
+        """Send the create (again only when the provider confirmed it has no such order).
+
+        ``counted``: the attempt is already recorded (the intent counts as the first)."""
+        cfg = self.settings[rec.provider]
+        bound = log.bind(order_no=rec.order_no)
+        while True:
+            if not counted:
+                rec = await self._update(rec.order_no, create_attempts=rec.create_attempts + 1)
+            counted = False
+            try:
+                report = await self._call(rec, "create")
+            except ProviderRejected as exc:
+                bound.info("create_rejected", provider_code=exc.provider_code)
+                return await self._apply(rec, Signal.REJECTED, error_code="provider_rejected",
+                                         error_message=exc.message,
+                                         provider_code=exc.provider_code)
+            except OutcomeUnknown as exc:
+                bound.warning("create_outcome_unknown", error=exc.message)
+                return await self._apply(rec, Signal.LOST)
+            except ProviderUnreachable as exc:
+                bound.warning("provider_unreachable", error=exc.message)
+                if rec.error_code != "provider_unreachable":
+                    rec = await self._update(rec.order_no, error_code="provider_unreachable",
+                                             error_message=exc.message)
+                if self._clock() >= rec.expires_at or rec.cancel_requested:
+                    return await self._apply(rec, Signal.GAVE_UP, error_code="provider_unreachable",
+                                             error_message="the provider could not be reached "
+                                             "before the order expired")
+                await self._sleep(rec.order_no, cfg.create_retry_s)
+                rec = self._live.get(rec.order_no, rec)
+                continue
+            failpoint("create_answered", rec.kind.value)
+            bound.info("create_accepted", provider_ref=report.provider_ref)
+            changes: dict[str, Any] = {}
+            if rec.error_code == "provider_unreachable":
+                changes.update(error_code=None, error_message=None)
+            return await self._apply_report(rec, report, accepted=True, **changes)
+
+    async def _call(self, rec: TxnRecord, what: str) -> ProviderReport:
+        """One provider call (create or query), remembering whether the provider answered."""
+        provider = self.providers[rec.provider]
+        order = await self._order(rec)
+        failpoint(f"before_{what}", rec.kind.value)
+        try:
+            report = await (provider.create(order) if what == "create" else provider.query(order))
+        except PaymentError as exc:
+            self._heard(rec.provider, exc)
+            raise
+        self._heard(rec.provider)
+        return report
+
+    async def _reconcile_once(self, rec: TxnRecord) -> TxnRecord:
+        """Query the provider once and apply what it says."""
+        try:
+            report = await self._call(rec, "query")
+        except (OutcomeUnknown, ProviderUnreachable) as exc:
+            log.info("query_failed", order_no=rec.order_no, error=exc.message)
+            return self._live.get(rec.order_no, rec)
+        except ProviderRejected as exc:
+            log.warning("query_rejected", order_no=rec.order_no, provider_code=exc.provider_code)
+            return self._live.get(rec.order_no, rec)
+        if report.outcome == Outcome.NOT_FOUND:
+            return await self._not_found(rec)
+        if report.amount is not None and report.amount not in (rec.amount, rec.amount + rec.tip):
+            log.error("query_amount_mismatch", order_no=rec.order_no, reported=report.amount)
+            return rec
+        return await self._apply_report(rec, report)
+
+    async def _not_found(self, rec: TxnRecord) -> TxnRecord:
+        """The provider has no such order: the create never arrived."""
+        if rec.state not in (State.PENDING, State.UNKNOWN):
+            return rec
+        if (self._clock() < rec.expires_at and not rec.cancel_requested
+                and rec.create_attempts < MAX_CREATE_ATTEMPTS):
+            log.info("create_not_found_resending", order_no=rec.order_no)
+            return await self._create(rec)
+        return await self._apply(rec, Signal.GAVE_UP, error_code="not_sent",
+                                 error_message="the order never reached the provider")
+
+    async def _close(self, rec: TxnRecord) -> TxnRecord:
+        """Ask the provider to close the order (cancel or timeout), then query."""
+        rec = await self._update(rec.order_no, close_sent=True)
+        provider = self.providers[rec.provider]
+        try:
+            await provider.close(await self._order(rec))
+        except PaymentError as exc:
+            # Not closable (being paid right now, or already final): the query decides.
+            log.info("close_refused", order_no=rec.order_no, error=exc.message,
+                     provider_code=exc.provider_code)
+        else:
+            log.info("close_sent", order_no=rec.order_no)
+        return await self._reconcile_once(self._live.get(rec.order_no, rec))
+
+    async def _order(self, rec: TxnRecord) -> PaymentOrder:
+        orig: TxnRecord | None = None
+        if rec.orig_order_no is not None:
+            orig = await self.get(rec.orig_order_no)
+        return PaymentOrder(
+            order_no=rec.order_no, kind=rec.kind, amount=rec.amount, currency=rec.currency,
+            tip=rec.tip, terminal_sn=rec.terminal_sn, description=rec.description,
+            subject=rec.subject, body=rec.body, orig_order_no=rec.orig_order_no,
+            orig_provider_ref=orig.provider_ref if orig else None,
+            orig_amount=(orig.amount + orig.tip) if orig else None,
+            expires_s=max(1, (rec.expires_at - rec.created_at) // 1000),
+            provider_ref=rec.provider_ref)
+
+    def _terminal_seen(self, sn: str, online: bool) -> None:
+        if self.terminal_online.get(sn) is online:
+            return
+        self.terminal_online[sn] = online
+        log.info("terminal_status", terminal=sn, online=online)
+        if self.on_terminal_status is not None:
+            self.on_terminal_status(sn, online)
+
+    def _heard(self, provider: str, error: PaymentError | None = None) -> None:
+        reachable = not isinstance(error, (OutcomeUnknown, ProviderUnreachable))
+        self.provider_health[provider] = ProviderHealth(
+            reachable=reachable, at=self._clock(),
+            error=None if reachable else (error.message if error else None))
+
+    # -- applying state ------------------------------------------------------------------
+
+    async def _apply_report(self, rec: TxnRecord, report: ProviderReport, *,
+                            accepted: bool = False, **changes: Any) -> TxnRecord:
+        if report.outcome == Outcome.NOT_FOUND:
+            return rec
+        if report.terminal_online is not None and rec.terminal_sn is not None:
+            self._terminal_seen(rec.terminal_sn, report.terminal_online)
+        signal = _OUTCOME_SIGNAL[report.outcome]
+        if accepted and signal is Signal.WORKING:
+            signal = Signal.ACCEPTED
+        current = self._live.get(rec.order_no, rec)
+        if signal is Signal.CANCELLED and current.close_sent and not current.cancel_requested:
+            signal = Signal.EXPIRED  # closed because the bridge's timeout ran out
+        for name in ("provider_ref", "auth_no", "card_brand", "card_last4"):
+            value = getattr(report, name)
+            if value:
+                changes.setdefault(name, value)
+        if report.provider_code and signal in (Signal.DECLINED, Signal.REJECTED):
+            changes.setdefault("provider_code", report.provider_code)
+            changes.setdefault("error_code", "declined")
+            changes.setdefault("error_message", report.message)
+        if (rec.kind == TxnKind.QR_SALE and report.provider_ref and not current.qr_deeplink
+                and self._build_deeplink is not None):
+            changes["qr_deeplink"] = self._build_deeplink(report.provider_ref, rec.amount,
+                                                          rec.subject)
+        return await self._apply(rec, signal, **changes)
+
+    async def _apply(self, rec: TxnRecord, signal: Signal, **changes: Any) -> TxnRecord:
+        """Apply one signal in one journal unit (row + event + batch + original)."""
+        now = self._clock()
+
+        def unit(tx: JournalTx) -> tuple[TxnRecord, Transition | None]:
+            cur = tx.get(rec.order_no)
+            if cur is None:
+                raise NotificationRejected(f"no transaction {rec.order_no!r}")
+            step = transition(cur.state, signal)
+            if step is None:
+                # Fill in facts (card, references) that arrive with a duplicate, quietly.
+                facts = {k: v for k, v in changes.items()
+                         if k in ("provider_ref", "auth_no", "card_brand", "card_last4",
+                                  "qr_deeplink") and getattr(cur, k) is None}
+                if facts:
+                    cur = dataclasses.replace(cur, **facts, updated_at=now)
+                    tx.update(cur)
+                return cur, None
+            new = dataclasses.replace(cur, **changes, state=step.new, updated_at=now)
+            if step.late_approval:
+                new = dataclasses.replace(new, attention=Attention.LATE_APPROVAL)
+            if step.new.is_final and new.terminal_sn is not None and (
+                    new.batch_no is None or step.late_approval):
+                batch = tx.ensure_open_batch(new.terminal_sn, now)
+                new = dataclasses.replace(new, batch_no=batch.batch_no)
+            tx.update(new)
+            if step.new is State.APPROVED and new.orig_order_no is not None:
+                orig = tx.get(new.orig_order_no)
+                if orig is not None:
+                    tx.update(dataclasses.replace(
+                        orig, refunded_amount=orig.refunded_amount + new.amount, updated_at=now))
+            tx.emit(new.identity, "transaction.updated", _updated(new))
+            return new, step
+
+        new, step = await self.journal.run(unit)
+        if step is not None:
+            log.info("txn_state", order_no=new.order_no, state=new.state.value,
+                     previous=step.old.value, late_approval=step.late_approval or None)
+        self._track(new)
+        if step is not None:
+            self._notify(new, step)
+        return new
+
+    async def _update(self, order_no: str, **changes: Any) -> TxnRecord:
+        """Record bookkeeping fields (no state change, no event)."""
+        now = self._clock()
+
+        def unit(tx: JournalTx) -> TxnRecord:
+            cur = tx.get(order_no)
+            if cur is None:
+                raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}")
+            new = dataclasses.replace(cur, **changes, updated_at=now)
+            tx.update(new)
+            return new
+
+        new = await self.journal.run(unit)
+        self._track(new)
+        return new
+
+    def _track(self, rec: TxnRecord) -> None:
+        if rec.is_final:
+            self._live.pop(rec.order_no, None)
+        else:
+            self._live[rec.order_no] = rec
+        changed = self._changed.pop(rec.order_no, None)
+        if changed is not None:
+            changed.set()
+        if rec.is_final:
+            self._kicks.pop(rec.order_no, None)
+
+    def _notify(self, rec: TxnRecord, step: Transition | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(rec, step)
+            except Exception:
+                log.exception("listener_failed", order_no=rec.order_no)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Give every non-final transaction a runner again; returns how many."""
+        active = await self.journal.active()
+        for rec in active:
+            self._live[rec.order_no] = rec
+            self._spawn(rec, fresh=False)
+        if active:
+            log.info("recovering", count=len(active))
+        return len(active)
+
+    async def stop(self, *, grace_s: float = 10.0) -> None:
+        """Stop runners at a safe point: every state they reached is already committed.
+
+        Runners are given ``grace_s`` to finish what is in flight (a create or query whose
+        answer is on its way) so the next start has less to reconcile.
+        """
+        self._closing = True
+        for kick in self._kicks.values():
+            kick.set()
+        tasks = list(self._runners.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
+
+
+def _updated(rec: TxnRecord) -> dict[str, object]:
+    return {"transaction": txn_view(rec)}
+
+
+def _void_guard(tx: JournalTx, rec: TxnRecord) -> None:
+    assert rec.orig_order_no is not None
+    orig = tx.get(rec.orig_order_no)
+    if orig is None:
+        raise RequestError(1005, "original_not_found", "original transaction not found",
+                           field="orig_order_no")
+    if orig.state != State.APPROVED:
+        raise RequestError(1010, "not_allowed",
+                           f"only an approved sale can be voided (it is {orig.state.value})",
+                           field="orig_order_no")
+    if orig.terminal_sn is not None and orig.batch_no is not None:
+        batch = tx.batch(orig.terminal_sn, orig.batch_no)
+        if batch is not None and batch.state is not BatchState.OPEN:
+            raise RequestError(1010, "not_allowed",
+                               "the original's batch is closed: refund it instead",
+                               field="orig_order_no")
+    if tx.held_against(orig.order_no) + rec.amount > orig.amount + orig.tip:
+        raise RequestError(1006, "amount_exceeds_refundable",
+                           "the original was already voided or refunded", field="orig_order_no")
+
+
+def _refund_guard(tx: JournalTx, rec: TxnRecord) -> None:
+    assert rec.orig_order_no is not None
+    orig = tx.get(rec.orig_order_no)
+    if orig is None:
+        raise RequestError(1005, "original_not_found", "original transaction not found",
+                           field="orig_order_no")
+    if orig.state != State.APPROVED:
+        raise RequestError(1010, "not_allowed",
+                           f"only an approved payment can be refunded (it is {orig.state.value})",
+                           field="orig_order_no")
+    held = tx.held_against(orig.order_no)
+    captured = orig.amount + orig.tip
+    if held + rec.amount > captured:
+        left = format_amount(captured - held, orig.currency)
+        raise RequestError(1006, "amount_exceeds_refundable",
+                           f"at most {left} {orig.currency} can still be refunded",
+                           field="amount")

@@ -1,0 +1,112 @@
+"""The ECR protocol's JSON objects, built from journal records (pure).
+
+Amounts become decimal strings in major units, times RFC 3339 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from posbridge.money import format_amount
+from posbridge.providers.base import TxnKind
+from posbridge.records import BatchRecord, EventRecord, Totals, TxnRecord
+
+QR_KINDS = frozenset({TxnKind.QR_SALE, TxnKind.QR_REFUND})
+
+
+def rfc3339(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def txn_view(rec: TxnRecord) -> dict[str, object]:
+    """The Transaction object of ECR-PROTOCOL.md."""
+    cur = rec.currency
+    view: dict[str, object] = {
+        "order_no": rec.order_no,
+        "kind": rec.kind.value,
+        "provider": rec.provider,
+        "terminal": rec.terminal_sn,
+        "amount": format_amount(rec.amount, cur),
+        "tip": format_amount(rec.tip, cur),
+        "currency": cur,
+        "state": rec.state.value,
+        "provider_ref": rec.provider_ref,
+        "auth_no": rec.auth_no,
+        "card": (
+            {"brand": rec.card_brand, "last4": rec.card_last4}
+            if rec.card_brand or rec.card_last4
+            else None
+        ),
+        "qr": (
+            {"deeplink": rec.qr_deeplink, "expires_at": rfc3339(rec.expires_at)}
+            if rec.kind == TxnKind.QR_SALE and rec.qr_deeplink
+            else None
+        ),
+        "orig_order_no": rec.orig_order_no,
+        "refunded_amount": format_amount(rec.refunded_amount, cur),
+        "batch_no": rec.batch_no,
+        "error": _error_view(rec),
+        "created_at": rfc3339(rec.created_at),
+        "updated_at": rfc3339(rec.updated_at),
+    }
+    if rec.description:
+        view["description"] = rec.description
+    if rec.kind in QR_KINDS and rec.subject:
+        view["subject"] = rec.subject
+    return view
+
+
+def _error_view(rec: TxnRecord) -> dict[str, object] | None:
+    if rec.attention is not None:
+        return {
+            "code": rec.attention.value,
+            "message": "the provider approved this transaction after the bridge had finalised it;"
+            " a manager must review it",
+            "provider_code": rec.provider_code,
+        }
+    if rec.error_code is None:
+        return None
+    return {"code": rec.error_code, "message": rec.error_message,
+            "provider_code": rec.provider_code}
+
+
+def totals_view(totals: dict[str, Totals]) -> dict[str, dict[str, object]]:
+    return {
+        cur: {
+            "count": t.count,
+            "sales": format_amount(t.sales, cur),
+            "refunds": format_amount(t.refunds, cur),
+            "voids": format_amount(t.voids, cur),
+            "tips": format_amount(t.tips, cur),
+            "net": format_amount(t.net, cur),
+        }
+        for cur, t in totals.items()
+    }
+
+
+def batch_view(batch: BatchRecord, totals: dict[str, Totals]) -> dict[str, object]:
+    """The Batch object of ECR-PROTOCOL.md."""
+    return {
+        "terminal": batch.terminal_sn,
+        "batch_no": batch.batch_no,
+        "state": batch.state.value,
+        "opened_at": rfc3339(batch.opened_at),
+        "closed_at": rfc3339(batch.closed_at),
+        "count": sum(t.count for t in totals.values()),
+        "totals": totals_view(totals),
+        "provider_result": batch.provider_result,
+        "discrepancy": batch.discrepancy or {},
+    }
+
+
+def event_view(event: EventRecord) -> dict[str, object]:
+    return {
+        "seq": event.seq,
+        "type": event.method,
+        "method": event.method,  # the same, named like the live notification
+        "params": {"seq": event.seq, **event.params},  # exactly the live notification's params
+        "at": rfc3339(event.at),
+    }
