@@ -1,0 +1,352 @@
+"""The daemon: builds every component from a :class:`~posbridge.config.Config` and runs them.
+
+Start order: journal → providers → engine (recovery) → HTTP listener → ECR listener →
+systemd READY. Stop order (SIGTERM): stop accepting registers → let in-flight payments reach a
+recorded safe point → stop the HTTP listener → flush and close the journal → close devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from hardware.displays.web import display_routes
+from hardware.escpos import PrinterProfile
+from posbridge.batches import Batches
+from posbridge.config import CodePayConfig, Config, PrinterConfig, UCanPayConfig
+from posbridge.devices import Devices, make_display, make_printer
+from posbridge.ecr.hub import EventHub
+from posbridge.ecr.methods import Methods
+from posbridge.ecr.server import EcrServer
+from posbridge.engine import Engine, ProviderSettings, TerminalInfo
+from posbridge.http.manager import manager_routes
+from posbridge.http.notify import notify_routes, notify_url
+from posbridge.http.ops import ops_routes
+from posbridge.journal import Journal
+from posbridge.lifecycle import Transition
+from posbridge.metrics import Metrics
+from posbridge.providers.base import Provider
+from posbridge.providers.codepay.client import CodePayProvider
+from posbridge.providers.ucanpay.client import UCanPayProvider
+from posbridge.providers.ucanpay.deeplink import build_deeplink
+from posbridge.providers.ucanpay.signing import SignScheme
+from posbridge.records import TxnRecord
+from posbridge.sandbox.keys import load_private_key, load_public_key
+from posbridge.sandbox.runtime import Simulators
+from posbridge.sdnotify import SystemdNotifier, run_watchdog
+from posbridge.secrets import PinChecker, TokenIndex
+from posbridge.views import rfc3339
+
+log = structlog.get_logger(__name__)
+
+JOURNAL_FILE = "journal.sqlite"
+
+
+def codepay_provider(cfg: CodePayConfig, notify: str) -> CodePayProvider:
+    basic = None
+    if cfg.sign_type == "NONE":
+        assert cfg.basic_auth_user is not None and cfg.basic_auth_password is not None
+        basic = (cfg.basic_auth_user, cfg.basic_auth_password)
+    return CodePayProvider(
+        base_url=cfg.base_url, app_id=cfg.app_id, merchant_no=cfg.merchant_no,
+        store_no=cfg.store_no,
+        private_key=(load_private_key(cfg.private_key_file.read_bytes())
+                     if cfg.private_key_file else None),
+        gateway_public_key=(load_public_key(cfg.gateway_public_key_file.read_bytes())
+                            if cfg.gateway_public_key_file else None),
+        sign_type=cfg.sign_type, basic_auth=basic, notify_url=notify,
+        expires_s=cfg.expires_s, timeout_s=cfg.timeout_s)
+
+
+def ucanpay_provider(cfg: UCanPayConfig, notify: str) -> UCanPayProvider:
+    return UCanPayProvider(
+        base_url=cfg.base_url, merchant_id=cfg.merchant_id,
+        private_key=(load_private_key(cfg.private_key_file.read_bytes())
+                     if cfg.private_key_file else None),
+        public_key=(load_public_key(cfg.public_key_file.read_bytes())
+                    if cfg.public_key_file else None),
+        scheme=SignScheme(cfg.sign_scheme), md5_key=cfg.md5_key, currency=cfg.currency,
+        notify_url=notify, refund_notify_url=notify + "/refund",
+        qr_timeout_s=cfg.qr_timeout_s, timeout_s=cfg.timeout_s)
+
+
+@dataclass
+class Daemon:
+    """Everything that runs, wired once. ``await start()``, then ``await stop()``."""
+
+    config: Config
+    metrics: Metrics = field(default_factory=Metrics)
+    sandbox: Simulators | None = None
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.hub = EventHub()
+        self.journal = Journal(cfg.bridge.data_dir / JOURNAL_FILE, on_events=self.hub.publish)
+        providers: dict[str, Provider] = {}
+        settings: dict[str, ProviderSettings] = {}
+        if cfg.codepay is not None:
+            providers["codepay"] = codepay_provider(
+                cfg.codepay, notify_url(cfg.bridge.public_url, "codepay"))
+            settings["codepay"] = ProviderSettings(
+                expires_s=cfg.codepay.expires_s, poll_interval_s=cfg.codepay.poll_interval_s)
+        deeplink = None
+        if cfg.ucanpay is not None:
+            providers["ucanpay"] = ucanpay_provider(
+                cfg.ucanpay, notify_url(cfg.bridge.public_url, "ucanpay"))
+            settings["ucanpay"] = ProviderSettings(
+                expires_s=cfg.ucanpay.qr_timeout_s, poll_interval_s=cfg.ucanpay.poll_interval_s)
+            template = cfg.ucanpay.deeplink_template
+
+            def deeplink(ref: str, amount: int, item: str) -> str:
+                return build_deeplink(template, ucp_order_no=ref, amount_minor=amount, item=item)
+
+        self.providers = providers
+        terminals = tuple(TerminalInfo(sn=t.sn, name=t.name, provider=t.provider,
+                                       display=t.display, printer=t.printer)
+                          for t in cfg.terminals)
+        self.engine = Engine(journal=self.journal, providers=providers, settings=settings,
+                             terminals=terminals, build_deeplink=deeplink)
+        self.engine.listeners.append(self._count_transaction)
+        self.engine.on_terminal_status = lambda sn, _online: self._terminal_status(sn)
+        self._status_tasks: set[asyncio.Task[None]] = set()
+        self.tokens = TokenIndex(cfg.ecr_clients)
+        self.pins = PinChecker(cfg.manager.pin_hash) if cfg.manager.pin_hash else None
+        self.devices = Devices(
+            displays={d.name: make_display(d, sandbox=self.sandbox is not None)
+                      for d in cfg.displays},
+            printers={p.name: (make_printer(p), _profile(p)) for p in cfg.printers},
+            terminals=terminals, on_fault=self._device_fault,
+            on_recovered=self._device_recovered)
+        self.engine.listeners.append(self.devices.on_change)
+        codepay = providers.get("codepay")
+        self.batches = Batches(
+            engine=self.engine,
+            provider=codepay if isinstance(codepay, CodePayProvider) else None,
+            identities=[c.name for c in cfg.ecr_clients],
+            on_closed=self._batch_closed)
+        self.methods = Methods(engine=self.engine, max_amount=cfg.bridge.max_amount,
+                               pin_checker=self.pins, batches=self.batches,
+                               terminal_views=self.terminal_views)
+        self.ecr = EcrServer(
+            methods=self.methods, hub=self.hub, authenticator=self.tokens,
+            host=cfg.bridge.ecr_listen.host, port=cfg.bridge.ecr_listen.port,
+            ssl_context=self._ssl(),
+            on_connections=self.metrics.ecr_connections.set,
+            on_request=lambda m, o: self.metrics.ecr_requests_total.labels(
+                method=_bounded_method(m), outcome=o).inc())
+        self.notifier = SystemdNotifier()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopped = asyncio.Event()
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        b = self.config.bridge
+        if b.tls_cert_file is None or b.tls_key_file is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(b.tls_cert_file, b.tls_key_file)
+        return ctx
+
+    def _count_transaction(self, rec: TxnRecord, step: Transition | None) -> None:
+        if rec.is_final and step is not None:
+            self.metrics.transactions_total.labels(
+                provider=rec.provider, kind=rec.kind.value, state=rec.state.value).inc()
+            self.metrics.transaction_seconds.labels(
+                provider=rec.provider, kind=rec.kind.value).observe(
+                    max(0, rec.updated_at - rec.created_at) / 1000)
+
+    def http_app(self) -> web.Application:
+        app = web.Application(client_max_size=256 * 1024)
+        app.add_routes(notify_routes(
+            self.engine, self.providers,
+            on_rejected=lambda p, r: self.metrics.notifications_rejected_total.labels(
+                provider=p, reason=r).inc()))
+        app.add_routes(ops_routes(self))
+        app.add_routes(manager_routes(self))
+        on_pay = self._sandbox_pay if self.sandbox is not None else None
+        app.add_routes(display_routes(self.devices.web_displays, on_sandbox_pay=on_pay))
+        return app
+
+    async def start(self) -> None:
+        await self.journal.open()
+        await self.devices.start()
+        await self.engine.recover()
+        self._runner = web.AppRunner(self.http_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        h = self.config.bridge.http_listen
+        self._site = web.TCPSite(self._runner, h.host, h.port, ssl_context=self._ssl())
+        await self._site.start()
+        self._fix_notify_urls()
+        await self.ecr.start()
+        self._tasks.append(asyncio.create_task(self._resume_batches()))
+        self._tasks.append(asyncio.create_task(self.metrics.loop_lag.run()))
+        self._tasks.append(asyncio.create_task(run_watchdog(self.notifier, self.alive)))
+        self.notifier.ready(f"serving registers on port {self.ecr_port}")
+        log.info("daemon_started", ecr_port=self.ecr_port, http_port=self.http_port)
+
+    @property
+    def ecr_port(self) -> int:
+        return self.ecr.bound_port
+
+    @property
+    def http_port(self) -> int:
+        assert self._runner is not None
+        server = self._runner.addresses
+        port: int = server[0][1]
+        return port
+
+    async def alive(self) -> bool:
+        return self.journal.healthy
+
+    # -- wiring helpers ------------------------------------------------------------------
+
+    def _fix_notify_urls(self) -> None:
+        """With an empty ``public_url`` the notify URLs point at the bound HTTP listener
+        (single-box installs, the sandbox and tests on port 0)."""
+        if self.config.bridge.public_url:
+            return
+        host = self.config.bridge.http_listen.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 (a bind-all address is not a URL host)
+            host = "127.0.0.1"
+        scheme = "https" if self._ssl() is not None else "http"
+        base = f"{scheme}://{host}:{self.http_port}"
+        for name, provider in self.providers.items():
+            provider.set_notify_url(notify_url(base, name))
+
+    async def _resume_batches(self) -> None:
+        try:
+            await self.batches.resume()
+        except Exception:
+            log.exception("batch_resume_failed")
+
+    def _batch_closed(self, batch: dict[str, Any]) -> None:
+        self.metrics.batch_closes_total.labels(
+            outcome="discrepancy" if batch.get("discrepancy") else "ok").inc()
+        self.devices.print_batch_report(batch)
+
+    def _device_fault(self, kind: str, name: str, reason: str | None) -> None:
+        counter = (self.metrics.printer_faults_total if kind == "printer"
+                   else self.metrics.display_faults_total)
+        counter.labels(**{kind: name, "reason": _reason_label(reason)}).inc()
+        self._announce_device(kind, name, ok=False, reason=reason)
+
+    def _device_recovered(self, kind: str, name: str) -> None:
+        self._announce_device(kind, name, ok=True, reason=None)
+
+    def _announce_device(self, kind: str, name: str, *, ok: bool, reason: str | None) -> None:
+        for term in self.engine.terminals:
+            if name in (term.printer, term.display):
+                self._terminal_status(term.sn, {kind: {"name": name, "ok": ok,
+                                                       "reason": reason}})
+
+    def _terminal_status(self, sn: str, extra: dict[str, Any] | None = None) -> None:
+        """Journal a ``terminal.status`` event for every register (each gets its own seq)."""
+        params = {"terminal": sn, "online": self.terminal_online.get(sn), **(extra or {})}
+        identities = [c.name for c in self.config.ecr_clients]
+
+        def unit(tx: Any) -> None:
+            for identity in identities:
+                tx.emit(identity, "terminal.status", params)
+
+        task = asyncio.get_running_loop().create_task(self.journal.run(unit))
+        self._status_tasks.add(task)
+        task.add_done_callback(self._status_tasks.discard)
+
+    async def _sandbox_pay(self, display: str, order_no: str) -> None:
+        assert self.sandbox is not None
+        rec = await self.engine.get(order_no)
+        if rec is None or rec.provider_ref is None:
+            return
+        await self.sandbox.ucanpay.scan_and_pay(rec.provider_ref)
+
+    @property
+    def terminal_online(self) -> dict[str, bool | None]:
+        return self.engine.terminal_online
+
+    async def terminal_views(self) -> list[dict[str, Any]]:
+        batches = {b["terminal"]: b for b in await self.batches.status(None)}
+        return [{"sn": t.sn, "name": t.name, "provider": t.provider,
+                 "online": self.terminal_online.get(t.sn),
+                 "open_batch": batches.get(t.sn)} for t in self.engine.terminals]
+
+    async def health(self) -> dict[str, Any]:
+        journal_ok = await self.journal.check_writable()
+        providers = {name: {"reachable": h.reachable, "error": h.error,
+                            "checked_at": rfc3339(h.at)}
+                     for name, h in self.engine.provider_health.items()}
+        devices = self.devices.status()
+        ok = journal_ok and all(p["reachable"] is not False for p in providers.values())
+        return {"status": "ok" if ok else "degraded", "journal": "ok" if journal_ok else "failed",
+                "providers": providers, "devices": devices,
+                "live_transactions": self.engine.live_count,
+                "registers_connected": self.hub.connections}
+
+    def refresh_metrics(self) -> None:
+        self.metrics.ecr_connections.set(self.hub.connections)
+        for seconds in self.journal.drain_commit_times():
+            self.metrics.journal_commit_seconds.observe(seconds)
+
+    async def stop(self, *, grace_s: float = 10.0) -> None:
+        self.notifier.stopping()
+        log.info("daemon_stopping")
+        await self.ecr.stop_accepting()
+        await self.engine.stop(grace_s=grace_s)
+        await self.ecr.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.journal.close()
+        await self.devices.stop()
+        log.info("daemon_stopped")
+        self.stopped.set()
+
+    async def run_until_signalled(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def _profile(cfg: PrinterConfig) -> PrinterProfile:
+    return PrinterProfile(width_dots=cfg.width_dots, native_qr=cfg.native_qr,
+                          columns=48 if cfg.width_dots >= 576 else 32)
+
+
+def _reason_label(reason: str | None) -> str:
+    text = (reason or "").lower()
+    for label in ("paper", "offline", "timeout", "cover"):
+        if label in text:
+            return label
+    return "error"
+
+
+def _bounded_method(method: str) -> str:
+    known = {"auth", "ping", "sale", "void", "refund", "qr_sale", "cancel", "status",
+             "transactions.list", "terminals.list", "batch.status", "batch.close",
+             "events.replay"}
+    return method if method in known else "other"
+
+
+def journal_path(data_dir: Path) -> Path:
+    return data_dir / JOURNAL_FILE

@@ -1,0 +1,197 @@
+"""What each ECR method does: validated parameters in, a JSON-able result out.
+
+The WebSocket server (:mod:`posbridge.ecr.server`) parses frames and authenticates; this
+module maps a call onto the engine and renders the answer with :mod:`posbridge.views`.
+Role checks happen here, so every transport gets the same rules.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from posbridge.ecr import protocol as proto
+from posbridge.engine import Engine
+from posbridge.errors import RequestError
+from posbridge.journal import CursorError, TxnQuery
+from posbridge.lifecycle import State
+from posbridge.records import TxnRecord
+from posbridge.views import event_view, rfc3339, txn_view
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated register connection."""
+
+    name: str
+    role: str
+    peer: str
+
+
+class PinCheck(Protocol):
+    """Anything that can check a manager PIN (see posbridge.secrets.PinChecker)."""
+
+    async def check(self, pin: str, *, peer: str) -> bool: ...
+
+
+Handler = Callable[[Caller, Any], Awaitable[object]]
+
+# How long a payment call waits by default before answering with the current state.
+DEFAULT_WAIT_S = 300.0
+# How long ``qr_sale`` with ``wait: false`` waits for the provider's order (and so the QR).
+QR_SHOWN_WAIT_S = 15.0
+
+
+class Methods:
+    """The ECR methods other than ``auth`` (which the server handles itself)."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        max_amount: str,
+        pin_checker: PinCheck | None,
+        batches: Any | None = None,
+        terminal_views: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.max_amount = max_amount
+        self.pin_checker = pin_checker
+        self.batches = batches
+        self._terminal_views = terminal_views
+        self._handlers: dict[str, Handler] = {
+            "ping": self.ping,
+            "sale": self.sale,
+            "void": self.void,
+            "refund": self.refund,
+            "qr_sale": self.qr_sale,
+            "cancel": self.cancel,
+            "status": self.status,
+            "transactions.list": self.transactions_list,
+            "terminals.list": self.terminals_list,
+            "events.replay": self.events_replay,
+            "batch.status": self.batch_status,
+            "batch.close": self.batch_close,
+        }
+
+    async def call(self, caller: Caller, method: str, params: object) -> object:
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise RequestError(-32601, "method_not_found", f"no method {method!r}",
+                               field="method")
+        parsed = proto.parse_params(method, params, max_amount=self.max_amount)
+        await self._authorize(caller, method, parsed)
+        return await handler(caller, parsed)
+
+    async def _authorize(self, caller: Caller, method: str, parsed: Any) -> None:
+        needed = proto.METHOD_ROLES.get(method, "cashier")
+        if needed != "manager" or caller.role == "manager":
+            return
+        pin = getattr(parsed, "manager_pin", None)
+        if pin is None:
+            raise RequestError(1002, "forbidden",
+                               f"{method} needs the manager role or a manager_pin",
+                               field="manager_pin")
+        if self.pin_checker is None or not await self.pin_checker.check(pin, peer=caller.peer):
+            raise RequestError(1002, "forbidden", "wrong manager PIN", field="manager_pin")
+
+    # -- methods -----------------------------------------------------------------------
+
+    async def ping(self, caller: Caller, p: Any) -> object:
+        return {"time": _now_rfc3339()}
+
+    async def sale(self, caller: Caller, p: Any) -> object:
+        rec = await self.engine.sale(caller.name, terminal=p.terminal, order_no=p.order_no,
+                                     amount=p.amount, currency=p.currency, tip=p.tip,
+                                     description=p.description)
+        return await self._answer(rec, p.wait, p.timeout_s)
+
+    async def void(self, caller: Caller, p: Any) -> object:
+        rec = await self.engine.void(caller.name, order_no=p.order_no,
+                                     orig_order_no=p.orig_order_no, terminal=p.terminal)
+        return await self._answer(rec, True, None)
+
+    async def refund(self, caller: Caller, p: Any) -> object:
+        rec = await self.engine.refund(caller.name, order_no=p.order_no,
+                                       orig_order_no=p.orig_order_no, amount_text=p.amount,
+                                       description=p.description)
+        return await self._answer(rec, True, None)
+
+    async def qr_sale(self, caller: Caller, p: Any) -> object:
+        rec = await self.engine.qr_sale(caller.name, order_no=p.order_no, amount=p.amount,
+                                        currency=p.currency, subject=p.subject, body=p.body,
+                                        display=p.display, print_slip=p.print_slip,
+                                        terminal=getattr(p, "terminal", None))
+        if not p.wait:
+            return txn_view(await self._until_shown(rec))
+        return await self._answer(rec, p.wait, p.timeout_s)
+
+    async def cancel(self, caller: Caller, p: Any) -> object:
+        return txn_view(await self.engine.cancel(p.order_no))
+
+    async def status(self, caller: Caller, p: Any) -> object:
+        return txn_view(await self.engine.status(p.order_no, refresh=p.refresh))
+
+    async def transactions_list(self, caller: Caller, p: Any) -> object:
+        sn = self.engine.terminal(p.terminal).sn if p.terminal is not None else None
+        since_ms = int(p.since.timestamp() * 1000) if p.since is not None else None
+        query = TxnQuery(terminal_sn=sn, state=p.state, since_ms=since_ms, limit=p.limit,
+                         cursor=p.cursor)
+        try:
+            items, cursor = await self.engine.journal.list_transactions(query)
+        except CursorError as exc:
+            raise RequestError(-32602, "invalid_params", str(exc), field="cursor") from exc
+        return {"items": [txn_view(r) for r in items], "next_cursor": cursor}
+
+    async def terminals_list(self, caller: Caller, p: Any) -> object:
+        if self._terminal_views is not None:
+            return await self._terminal_views()
+        return [{"sn": t.sn, "name": t.name, "provider": t.provider, "online": None,
+                 "open_batch": None} for t in self.engine.terminals]
+
+    async def events_replay(self, caller: Caller, p: Any) -> object:
+        events = await self.engine.journal.events_since(caller.name, p.since_seq)
+        return [event_view(e) for e in events]
+
+    async def batch_status(self, caller: Caller, p: Any) -> object:
+        if self.batches is None:
+            raise RequestError(1010, "not_allowed", "batches are not enabled")
+        result: object = await self.batches.status(p.terminal)
+        return result
+
+    async def batch_close(self, caller: Caller, p: Any) -> object:
+        if self.batches is None:
+            raise RequestError(1010, "not_allowed", "batches are not enabled")
+        result: object = await self.batches.close(p.terminal, identity=caller.name)
+        return result
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _answer(self, rec: TxnRecord, wait: bool, timeout_s: float | None) -> object:
+        if wait:
+            rec = await self.engine.wait_final(rec.order_no, timeout_s or DEFAULT_WAIT_S)
+        if _unreachable(rec):
+            raise RequestError(1007, "provider_unreachable",
+                               f"the provider cannot be reached; the bridge keeps trying "
+                               f"(order_no {rec.order_no})")
+        if rec.state == State.FAILED and rec.error_code == "provider_rejected":
+            raise RequestError(1008, "provider_rejected",
+                               rec.error_message or "the provider rejected the request",
+                               provider_code=rec.provider_code)
+        return txn_view(rec)
+
+    async def _until_shown(self, rec: TxnRecord) -> TxnRecord:
+        """For ``qr_sale`` with ``wait: false``: answer once the QR exists (or it failed)."""
+        return await self.engine.wait_until(
+            rec.order_no, lambda r: bool(r.qr_deeplink) or r.is_final or _unreachable(r),
+            QR_SHOWN_WAIT_S)
+
+
+def _now_rfc3339() -> str:
+    return rfc3339(time.time_ns() // 1_000_000) or ""
+
+
+def _unreachable(rec: TxnRecord) -> bool:
+    return rec.state == State.PENDING and rec.error_code == "provider_unreachable"

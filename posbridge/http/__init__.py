@@ -1,0 +1,1 @@
+"""The HTTP listener: provider notifications, customer display pages, manager page, ops."""

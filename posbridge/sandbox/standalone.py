@@ -1,0 +1,71 @@
+"""Run the simulators as their own process: ``posbridge simulate``.
+
+Used where the simulated gateways must outlive the daemon (crash tests kill the daemon and
+check what the gateway saw) and by the benchmarks (gateway and bridge on separate cores).
+Writes a JSON "ready file" with the URLs once listening, and serves a small read-only admin
+endpoint ``GET /stats?order_no=...`` with what the CodePay simulator received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from posbridge.sandbox.runtime import Simulators, ensure_keys, start_simulators
+
+
+def register_commands(sub: Any) -> None:
+    p = sub.add_parser("simulate", help="run the CodePay and UCanPay simulators on their own")
+    p.add_argument("--data-dir", type=Path, required=True, help="keys are kept here")
+    p.add_argument("--ready-file", type=Path, required=True,
+                   help="written (JSON: codepay, ucanpay, admin URLs) once listening")
+    p.add_argument("--approve-delay", type=float, default=0.05)
+    p.add_argument("--notify-interval", type=float, default=0.2)
+    p.set_defaults(func=lambda args: asyncio.run(_main(args)))
+
+
+def _admin_app(sims: Simulators) -> web.Application:
+    async def stats(request: web.Request) -> web.Response:
+        order_no = request.query.get("order_no", "")
+        return web.json_response({
+            "order_no": order_no,
+            "creates": sims.codepay.create_count(order_no),
+            "methods": [m for m in sims.codepay.method_log(order_no)],
+        })
+
+    app = web.Application()
+    app.add_routes([web.get("/stats", stats)])
+    return app
+
+
+async def _main(args: argparse.Namespace) -> int:
+    keys = await asyncio.to_thread(ensure_keys, args.data_dir)
+    sims = await start_simulators(keys, approve_delay_s=args.approve_delay,
+                                  notify_interval_s=args.notify_interval)
+    runner = web.AppRunner(_admin_app(sims), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    admin_port = runner.addresses[0][1]
+    tmp = args.ready_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"codepay": sims.codepay.url, "ucanpay": sims.ucanpay.url,
+                               "admin": f"http://127.0.0.1:{admin_port}",
+                               "pid": os.getpid()}))
+    tmp.replace(args.ready_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await sims.stop()
+    return 0
