@@ -1,0 +1,134 @@
+"""Wallet QR payments end to end: register → bridge → UCanPay simulator → display / printer."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+import zxingcpp
+from cryptography.hazmat.primitives.asymmetric import rsa
+from PIL import Image
+
+from posbridge.client import EcrError
+
+from .conftest import Bridge
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def qr(order_no: str, amount: str = "8.50", **extra: Any) -> dict[str, Any]:
+    return {"order_no": order_no, "amount": amount, "currency": "CAD", "subject": "Coffee",
+            **extra}
+
+
+def decode_png(data: bytes) -> str:
+    image = Image.open(io.BytesIO(data))
+    found = zxingcpp.read_barcodes(image)
+    assert found, "no QR code found"
+    return str(found[0].text)
+
+
+def inner(deeplink: str) -> dict[str, list[str]]:
+    outer = parse_qs(urlsplit(deeplink).query)
+    return parse_qs(urlsplit(outer["link"][0]).query)
+
+
+async def test_qr_sale_shows_a_scannable_qr_and_completes(bridge: Bridge) -> None:
+    async with await bridge.register() as ecr:
+        txn = await ecr.call("qr_sale", qr("Q1", display="lane-1", wait=False))
+        assert txn["state"] == "in_progress" and txn["kind"] == "qr_sale"
+        link = txn["qr"]["deeplink"]
+        fields = inner(link)
+        assert fields["ucpOrderNo"] == [txn["provider_ref"]]
+        assert fields["amount"] == ["850"] and fields["item"] == ["Coffee"]
+        async with aiohttp.ClientSession() as http:
+            await asyncio.sleep(0.2)
+            async with http.get(f"{bridge.http}/display/lane-1/qr.png") as resp:
+                assert resp.status == 200
+                assert decode_png(await resp.read()) == link
+        await bridge.sims.ucanpay.scan_and_pay(txn["provider_ref"])
+        final = await ecr.call("status", {"order_no": "Q1"})
+        for _ in range(50):
+            if final["state"] != "in_progress":
+                break
+            await asyncio.sleep(0.1)
+            final = await ecr.call("status", {"order_no": "Q1"})
+        assert final["state"] == "approved"
+
+
+async def test_qr_cancel_closes_the_order(bridge: Bridge) -> None:
+    async with await bridge.register() as ecr:
+        await ecr.call("qr_sale", qr("Q2", wait=False))
+        txn = await ecr.call("cancel", {"order_no": "Q2"})
+    assert txn["state"] == "cancelled"
+
+
+async def test_qr_timeout_expires_once_confirmed(make_bridge: Any) -> None:
+    b: Bridge = await make_bridge(qr_timeout_s=2)
+    async with await b.register() as ecr:
+        txn = await ecr.call("qr_sale", qr("Q3"))
+    assert txn["state"] == "expired"
+
+
+async def test_qr_refunds_full_and_partial(bridge: Bridge) -> None:
+    async with await bridge.manager() as ecr:
+        txn = await ecr.call("qr_sale", qr("Q4", "10.00", wait=False))
+        await bridge.sims.ucanpay.scan_and_pay(txn["provider_ref"])
+        paid = await ecr.call("qr_sale", qr("Q4", "10.00"))
+        assert paid["state"] == "approved"
+        r1 = await ecr.call("refund", {"order_no": "Q4R1", "orig_order_no": "Q4",
+                                       "amount": "3.00"})
+        assert r1["state"] == "approved" and r1["kind"] == "qr_refund"
+        with pytest.raises(EcrError) as err:
+            await ecr.call("refund", {"order_no": "Q4R2", "orig_order_no": "Q4",
+                                      "amount": "7.01"})
+        assert err.value.code == 1006
+        r2 = await ecr.call("refund", {"order_no": "Q4R3", "orig_order_no": "Q4",
+                                       "amount": "7.00"})
+        assert r2["state"] == "approved"
+        with pytest.raises(EcrError) as err:
+            await ecr.call("refund", {"order_no": "Q4_R4", "orig_order_no": "Q4",
+                                      "amount": "0.01"})
+        assert err.value.code in (-32602, 1006)
+        orig = await ecr.call("status", {"order_no": "Q4"})
+        assert orig["refunded_amount"] == "10.00"
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    (qr("Q_5"), "order_no"),
+    (qr("Q5", subject="x" * 31), "subject"),
+    (qr("Q5", subject="a/b"), "subject"),
+    (qr("Q5", subject="a=b"), "subject"),
+    (qr("Q5", subject="a&b"), "subject"),
+    (qr("Q5", body="a&b"), "body"),
+    (qr("Q5", amount="1.001"), "amount"),
+])
+async def test_bad_qr_requests_are_refused_naming_the_field(
+        bridge: Bridge, params: dict[str, Any], field: str) -> None:
+    async with await bridge.register() as ecr:
+        with pytest.raises(EcrError) as err:
+            await ecr.call("qr_sale", params)
+    assert err.value.code == -32602
+    assert err.value.data["field"] == field
+
+
+async def test_forged_ucanpay_notification_is_rejected(bridge: Bridge) -> None:
+    async with await bridge.register() as ecr:
+        txn = await ecr.call("qr_sale", qr("Q6", wait=False))
+        other = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        data = {"outTradeNo": "Q6", "ucpOrderNo": txn["provider_ref"], "totalAmt": 850,
+                "tradeStatus": "SUCCESS", "currency": "CAD"}
+        from posbridge.providers.ucanpay.signing import sign, string_a
+
+        forged = {**data, "sign": sign(string_a(data), other)}
+        body = {"code": 0, "msg": "OK", "data": forged, "timestamp": 1}
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{bridge.http}/notify/ucanpay", json=body) as resp:
+            answer = json.loads(await resp.text())
+        assert answer["return_code"] == "FAIL"
+        assert (await ecr.call("status", {"order_no": "Q6"}))["state"] == "in_progress"
