@@ -27,6 +27,7 @@ from posbridge.ecr.hub import EventHub
 from posbridge.ecr.methods import Methods
 from posbridge.ecr.server import EcrServer
 from posbridge.engine import Engine, ProviderSettings, TerminalInfo
+from posbridge.errors import OutcomeUnknown, PaymentError, ProviderRejected, ProviderUnreachable
 from posbridge.http.manager import manager_routes
 from posbridge.http.notify import notify_routes, notify_url
 from posbridge.http.ops import ops_routes
@@ -116,6 +117,7 @@ class Daemon:
                              terminals=terminals, build_deeplink=deeplink)
         self.engine.listeners.append(self._count_transaction)
         self.engine.on_terminal_status = lambda sn, _online: self._terminal_status(sn)
+        self.engine.on_provider_call = self._count_provider_call
         self._status_tasks: set[asyncio.Task[None]] = set()
         self.tokens = TokenIndex(cfg.ecr_clients)
         self.pins = PinChecker(cfg.manager.pin_hash) if cfg.manager.pin_hash else None
@@ -155,6 +157,14 @@ class Daemon:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(b.tls_cert_file, b.tls_key_file)
         return ctx
+
+    def _count_provider_call(self, provider: str, what: str, seconds: float,
+                             error: PaymentError | None) -> None:
+        self.metrics.provider_request_seconds.labels(provider=provider, method=what).observe(
+            seconds)
+        if error is not None:
+            self.metrics.provider_errors_total.labels(
+                provider=provider, reason=_error_reason(error)).inc()
 
     def _count_transaction(self, rec: TxnRecord, step: Transition | None) -> None:
         if rec.is_final and step is not None:
@@ -350,3 +360,14 @@ def _bounded_method(method: str) -> str:
 
 def journal_path(data_dir: Path) -> Path:
     return data_dir / JOURNAL_FILE
+
+
+def _error_reason(error: PaymentError) -> str:
+    """A bounded metrics label for a failed provider call."""
+    if isinstance(error, OutcomeUnknown):
+        return "outcome_unknown"
+    if isinstance(error, ProviderUnreachable):
+        return "unreachable"
+    if isinstance(error, ProviderRejected):
+        return "rejected"
+    return "other"

@@ -124,6 +124,8 @@ class Engine:
         self.listeners: list[Listener] = []
         self.terminal_online: dict[str, bool | None] = {t.sn: None for t in terminals}
         self.on_terminal_status: Callable[[str, bool], None] | None = None
+        # (provider, what, seconds, error or None) after every provider call, for metrics
+        self.on_provider_call: Callable[[str, str, float, PaymentError | None], None] | None = None
         self.provider_health: dict[str, ProviderHealth] = {p: ProviderHealth() for p in providers}
         self._closing = False
 
@@ -444,13 +446,21 @@ class Engine:
         provider = self.providers[rec.provider]
         order = await self._order(rec)
         failpoint(f"before_{what}", rec.kind.value)
+        started = time.monotonic()
         try:
             report = await (provider.create(order) if what == "create" else provider.query(order))
         except PaymentError as exc:
             self._heard(rec.provider, exc)
+            self._called(rec.provider, what, started, exc)
             raise
         self._heard(rec.provider)
+        self._called(rec.provider, what, started, None)
         return report
+
+    def _called(self, provider: str, what: str, started: float,
+                error: PaymentError | None) -> None:
+        if self.on_provider_call is not None:
+            self.on_provider_call(provider, what, time.monotonic() - started, error)
 
     async def _reconcile_once(self, rec: TxnRecord) -> TxnRecord:
         """Query the provider once and apply what it says."""
@@ -484,13 +494,16 @@ class Engine:
         """Ask the provider to close the order (cancel or timeout), then query."""
         rec = await self._update(rec.order_no, close_sent=True)
         provider = self.providers[rec.provider]
+        started = time.monotonic()
         try:
             await provider.close(await self._order(rec))
         except PaymentError as exc:
             # Not closable (being paid right now, or already final): the query decides.
+            self._called(rec.provider, "close", started, exc)
             log.info("close_refused", order_no=rec.order_no, error=exc.message,
                      provider_code=exc.provider_code)
         else:
+            self._called(rec.provider, "close", started, None)
             log.info("close_sent", order_no=rec.order_no)
         return await self._reconcile_once(self._live.get(rec.order_no, rec))
 
