@@ -137,7 +137,7 @@ def sandbox_config_data(
                    "http_listen": http_listen, "public_url": public_url,
                    "max_amount": "10000.00"},
         "ecr_clients": [
-            {"name": "sandbox", "role": "cashier", "token_hash": hashed(token)},
+            {"name": "lane-1", "role": "cashier", "token_hash": hashed(token)},
         ],
         "manager": {"pin_hash": hashed(pin)},
         "codepay": {"base_url": sims.codepay.url, "app_id": APP_ID, "merchant_no": MERCHANT_NO,

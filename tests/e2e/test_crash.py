@@ -202,3 +202,35 @@ async def test_kill_while_the_gateway_has_not_answered(
     assert txn["state"] == "approved"
     assert (await sim_stats(simulator, "K2"))["creates"] == 1
     assert "approved" in txn_states(events, "K2")
+
+
+@pytest.mark.parametrize(("order_no", "amount"), [
+    ("T1", "10.00"),  # SIGTERM right after the create: the approval is moments away
+    ("T2", "10.45"),  # slow approval: still on the terminal when the daemon stops
+])
+async def test_sigterm_during_a_sale_loses_nothing(
+        tmp_path: Path, simulator: dict[str, Any], order_no: str, amount: str) -> None:
+    daemon = Daemon(tmp_path, write_config(tmp_path, simulator))
+    daemon.start()
+    try:
+        sale = asyncio.create_task(start_sale(daemon, order_no, amount))
+        deadline = time.monotonic() + 10
+        while (await sim_stats(simulator, order_no))["creates"] == 0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        # (in a thread: the register in this loop must be able to answer the close handshake)
+        assert await asyncio.to_thread(daemon.wait_killed, 20) == 0  # a clean exit
+        stopped_in = time.monotonic() - started
+        await sale
+        log = (tmp_path / "daemon.log").read_text()
+        assert '"daemon_stopped"' in log
+        txn, events = await final_after_restart(daemon, order_no)
+    finally:
+        daemon.stop()
+    assert stopped_in < 5, stopped_in  # in-flight work reached a safe point quickly
+    assert txn["state"] == "approved"
+    assert (await sim_stats(simulator, order_no))["creates"] == 1
+    assert txn_states(events, order_no).count("approved") == 1
