@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +104,12 @@ async def make_bridge(
 async def bridge(make_bridge: Callable[..., Any]) -> Bridge:
     b: Bridge = await make_bridge()
     return b
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The simulators in their own process (for tests that run the daemon as a process)."""
+    from .procs import run_simulator
+
+    with run_simulator(tmp_path) as info:
+        yield info

@@ -206,3 +206,27 @@ async def test_provider_unreachable_is_1007_and_the_transaction_exists(
         await asyncio.sleep(3.5)
         txn = await ecr.call("status", {"order_no": "UR1"})
         assert txn["state"] == "failed"
+
+
+async def test_an_approval_after_a_cancel_is_surfaced_not_dropped(bridge: Bridge) -> None:
+    """Cents .30: the close succeeds, then the terminal approves anyway."""
+    async with await bridge.register() as ecr:
+        await ecr.call("sale", sale("LA1", "9.30", wait=False))
+        cancelled = await ecr.call("cancel", {"order_no": "LA1"})
+        assert cancelled["state"] == "cancelled"
+        note = None
+        for _ in range(40):  # bounded: the late approval comes within about a second
+            note = await ecr.next_notification(5)
+            txn = note["params"].get("transaction", {})
+            if txn.get("order_no") == "LA1" and txn["state"] == "approved":
+                break
+        assert note is not None
+        late = note["params"]["transaction"]
+        assert late["state"] == "approved" and late["error"]["code"] == "late_approval"
+        assert (await ecr.call("status", {"order_no": "LA1"}))["state"] == "approved"
+        replay = await ecr.call("events.replay", {"since_seq": 0})
+    assert txn_states(replay, "LA1")[-2:] == ["cancelled", "approved"]
+    # and it counts in the batch, where the money really is
+    async with await bridge.manager() as office:
+        batches = await office.call("batch.status", {"terminal": "lane-1"})
+    assert batches[0]["totals"]["USD"]["sales"] == "9.30"
