@@ -49,7 +49,14 @@ from posbridge.failpoints import failpoint
 from posbridge.journal import Journal, JournalTx, now_ms
 from posbridge.lifecycle import Signal, State, Transition, transition
 from posbridge.money import AmountError, format_amount, parse_amount
-from posbridge.providers.base import Outcome, PaymentOrder, Provider, ProviderReport, TxnKind
+from posbridge.providers.base import (
+    Outcome,
+    PaymentOrder,
+    Provider,
+    ProviderReport,
+    Reversible,
+    TxnKind,
+)
 from posbridge.providers.ucanpay.messages import validate_qr_order, validate_refund
 from posbridge.records import Attention, BatchState, TxnRecord
 from posbridge.views import txn_view
@@ -381,12 +388,15 @@ class Engine:
             kicked = await self._sleep(order_no, wait)
             if not kicked:
                 delay = min(delay * 1.5, cfg.poll_max_s)
-            rec = self._live.get(order_no, rec)
-            if rec.is_final:
+            live = self._live.get(order_no)
+            if live is None:  # only a final state leaves _live (e.g. by a notification)
                 break
+            rec = live
             if rec.cancel_requested and not rec.close_sent:
                 continue
             rec = await self._reconcile_once(rec)
+            if rec.state is State.UNKNOWN:
+                rec = await self._reverse_if_unclear(rec)
 
     async def _sleep(self, order_no: str, seconds: float) -> bool:
         kick = self._kicks.setdefault(order_no, asyncio.Event())
@@ -507,6 +517,35 @@ class Engine:
             log.info("close_sent", order_no=rec.order_no)
         return await self._reconcile_once(self._live.get(rec.order_no, rec))
 
+    async def _reverse_if_unclear(self, rec: TxnRecord) -> TxnRecord:
+        """The answer to a QR order was lost and a query gave no clear result: reverse it.
+
+        UCanPay's rule (seed 001, reverse): query first; only when there is still no clear
+        result, reverse - which closes an unpaid order and returns the money of a paid one.
+        The adapter refuses, without calling UCanPay, outside the allowed window (from 15 s
+        after the order); the runner then tries again on its next round.
+        """
+        provider = self.providers[rec.provider]
+        if rec.kind is not TxnKind.QR_SALE or not isinstance(provider, Reversible):
+            return rec
+        started = time.monotonic()
+        try:
+            report = await provider.reverse(await self._order(rec))
+        except PaymentError as exc:
+            self._called(rec.provider, "reverse", started, exc)
+            if exc.provider_code == "ORDERNOTEXIST":
+                return await self._not_found(rec)
+            log.info("reverse_not_done", order_no=rec.order_no, error=exc.message)
+            return self._live.get(rec.order_no, rec)
+        self._called(rec.provider, "reverse", started, None)
+        log.info("reverse_done", order_no=rec.order_no, outcome=report.outcome.value)
+        if report.outcome is Outcome.CANCELLED:
+            return await self._apply(
+                rec, Signal.CANCELLED, error_code="reversed", provider_code=report.provider_code,
+                error_message="the answer to the order was lost and the provider could not "
+                              "confirm it, so it was reversed (any payment is returned)")
+        return await self._apply_report(rec, report)
+
     async def _order(self, rec: TxnRecord) -> PaymentOrder:
         orig: TxnRecord | None = None
         if rec.orig_order_no is not None:
@@ -546,8 +585,16 @@ class Engine:
         if accepted and signal is Signal.WORKING:
             signal = Signal.ACCEPTED
         current = self._live.get(rec.order_no, rec)
-        if signal is Signal.CANCELLED and current.close_sent and not current.cancel_requested:
-            signal = Signal.EXPIRED  # closed because the bridge's timeout ran out
+        if signal is Signal.APPROVED and current.error_code == "reversed":
+            # A reversed order's money went back; a payment report sent before the reverse
+            # is stale, not a late approval.
+            log.warning("approval_after_reverse_ignored", order_no=rec.order_no)
+            return current
+        if (signal is Signal.CANCELLED and not current.cancel_requested
+                and (current.close_sent or self._clock() >= current.expires_at)):
+            # Nobody asked to cancel: the order was closed because its time ran out (by the
+            # bridge, or by the provider itself a moment before the bridge got to it).
+            signal = Signal.EXPIRED
         for name in ("provider_ref", "auth_no", "card_brand", "card_last4"):
             value = getattr(report, name)
             if value:
@@ -630,7 +677,9 @@ class Engine:
         if changed is not None:
             changed.set()
         if rec.is_final:
-            self._kicks.pop(rec.order_no, None)
+            kick = self._kicks.pop(rec.order_no, None)
+            if kick is not None:  # a sleeping runner wakes up, sees the end and stops
+                kick.set()
 
     def _notify(self, rec: TxnRecord, step: Transition | None) -> None:
         for listener in self.listeners:

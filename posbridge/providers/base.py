@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class TxnKind(enum.StrEnum):
@@ -111,3 +111,11 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release HTTP sessions."""
+
+
+@runtime_checkable
+class Reversible(Protocol):
+    """A provider that can reverse an order whose create answer was lost (UCanPay)."""
+
+    async def reverse(self, order: PaymentOrder) -> ProviderReport:
+        """Close the order, or return the money if it was paid; CANCELLED when done."""

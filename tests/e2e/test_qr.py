@@ -66,6 +66,7 @@ async def test_qr_cancel_closes_the_order(bridge: Bridge) -> None:
         await ecr.call("qr_sale", qr("Q2", wait=False))
         txn = await ecr.call("cancel", {"order_no": "Q2"})
     assert txn["state"] == "cancelled"
+    assert bridge.sims.ucanpay.count("closeorder", "Q2") == 1
 
 
 async def test_qr_timeout_expires_once_confirmed(make_bridge: Any) -> None:
@@ -132,3 +133,43 @@ async def test_forged_ucanpay_notification_is_rejected(bridge: Bridge) -> None:
             answer = json.loads(await resp.text())
         assert answer["return_code"] == "FAIL"
         assert (await ecr.call("status", {"order_no": "Q6"}))["state"] == "in_progress"
+
+
+async def test_lost_order_answer_then_a_clear_query_carries_on(make_bridge: Any) -> None:
+    b: Bridge = await make_bridge(ucanpay={"timeout_s": 1.0})
+    sim = b.sims.ucanpay
+    sim.drop_next_response("unifiedorder")
+    async with await b.register() as ecr:
+        txn = await ecr.call("qr_sale", qr("QL1", wait=False))
+        for _ in range(100):  # the create times out (1 s), then orderquery finds the order
+            txn = await ecr.call("status", {"order_no": "QL1"})
+            if txn["state"] == "in_progress" and txn["qr"]["deeplink"]:
+                break
+            await asyncio.sleep(0.05)
+        assert txn["state"] == "in_progress"
+        assert inner(txn["qr"]["deeplink"])["ucpOrderNo"] == [txn["provider_ref"]]
+        await sim.scan_and_pay(txn["provider_ref"])
+        for _ in range(100):
+            txn = await ecr.call("status", {"order_no": "QL1"})
+            if txn["state"] == "approved":
+                break
+            await asyncio.sleep(0.05)
+    assert txn["state"] == "approved"
+    assert sim.count("unifiedorder", "QL1") == 1 and sim.count("reverse", "QL1") == 0
+
+
+@pytest.mark.timeout(60)
+async def test_lost_order_answer_and_no_clear_query_is_reversed_after_15s(
+        make_bridge: Any) -> None:
+    b: Bridge = await make_bridge(ucanpay={"timeout_s": 1.0, "poll_interval_s": 1.0})
+    sim = b.sims.ucanpay
+    sim.drop_next_response("unifiedorder")
+    for _ in range(200):  # every orderquery goes unanswered
+        sim.drop_next_response("orderquery")
+    async with await b.register() as ecr:
+        txn = await ecr.call("qr_sale", qr("QL2", timeout_s=40))
+    assert txn["state"] == "cancelled", txn
+    assert txn["error"]["code"] == "reversed"
+    assert sim.count("unifiedorder", "QL2") == 1
+    assert sim.count("reverse", "QL2") == 1
+    assert sim.order("QL2").status == "REVOKED"
