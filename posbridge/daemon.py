@@ -320,8 +320,12 @@ class Daemon:
             await self._runner.cleanup()
         for provider in self.providers.values():
             await provider.aclose()
-        await self.journal.close()
+        # Devices drain their queues first: a fault or recovery they report while draining is
+        # journaled as a terminal.status event, so the journal closes last.
         await self.devices.stop()
+        if self._status_tasks:
+            await asyncio.gather(*self._status_tasks, return_exceptions=True)
+        await self.journal.close()
         log.info("daemon_stopped")
         self.stopped.set()
 

@@ -79,7 +79,8 @@ class Devices:
         self._on_fault = on_fault
         self._on_recovered = on_recovered
         self.queues: dict[str, PrintQueue] = {}
-        self.faults: dict[str, str] = {}  # device name -> current fault
+        # (kind, name) -> current fault: a lane's display and printer may share a name
+        self.faults: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle_timers: dict[str, asyncio.TimerHandle] = {}
         self._seq = 0
@@ -209,7 +210,7 @@ class Devices:
         except (DeviceError, OSError, TimeoutError) as exc:
             self._fault("display", display.name, str(exc) or type(exc).__name__)
             return
-        if display.name in self.faults:
+        if ("display", display.name) in self.faults:
             self._recovered("display", display.name)
 
     def _back_to_idle(self, display: Any) -> None:
@@ -223,22 +224,22 @@ class Devices:
                                                                  seq=self._next()))))
 
     def _fault(self, kind: str, name: str, reason: str | None) -> None:
-        first = name not in self.faults
-        self.faults[name] = reason or "fault"
+        first = (kind, name) not in self.faults
+        self.faults[kind, name] = reason or "fault"
         if first:
             log.warning("device_fault", device=kind, name=name, reason=reason)
         if self._on_fault is not None:
             self._on_fault(kind, name, reason)
 
     def _recovered(self, kind: str, name: str) -> None:
-        if self.faults.pop(name, None) is not None:
+        if self.faults.pop((kind, name), None) is not None:
             log.info("device_recovered", device=kind, name=name)
             if self._on_recovered is not None:
                 self._on_recovered(kind, name)
 
     def status(self) -> dict[str, object]:
         return {
-            "displays": {n: self.faults.get(n) or "ok" for n in self.displays},
-            "printers": {n: self.faults.get(n) or "ok" for n in self.printers},
+            "displays": {n: self.faults.get(("display", n)) or "ok" for n in self.displays},
+            "printers": {n: self.faults.get(("printer", n)) or "ok" for n in self.printers},
             "checked_at": time.time(),
         }

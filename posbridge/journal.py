@@ -558,6 +558,8 @@ class Journal:
             except Exception:  # publishing must never lose a committed result
                 log.exception("event_publish_failed")
         for fut, ok, value in outcomes:
+            if fut.done():  # its waiter was cancelled; the unit is committed all the same
+                continue
             if ok:
                 fut.set_result(value)
             else:

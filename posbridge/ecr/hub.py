@@ -50,12 +50,6 @@ class EventHub:
                 if not sub.deliver(event.method, params):
                     log.warning("subscriber_overflow", identity=event.identity)
 
-    def broadcast(self, method: str, params: dict[str, object]) -> None:
-        """A notification that is not journaled (e.g. ``terminal.status``) to everyone."""
-        for subs in list(self._subs.values()):
-            for sub in list(subs):
-                sub.deliver(method, params)
-
     @property
     def connections(self) -> int:
         return sum(len(s) for s in self._subs.values())
