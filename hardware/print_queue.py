@@ -67,6 +67,7 @@ class PrintQueue:
         self.max_jobs = max_jobs
         self._on_fault = on_fault
         self._on_recovered = on_recovered
+        self._overflowed = False
         self._waiting: collections.deque[PrintJob] = collections.deque()
         self._current: PrintJob | None = None
         self._wakeup = asyncio.Event()
@@ -157,8 +158,8 @@ class PrintQueue:
             return f"internal error: {type(exc).__name__}"
         self.jobs_printed += 1
         self._log.info("print_job_done", job=job.job_id, size=len(job.data))
-        if self.fault is not None:
-            self.fault = None
+        if self.fault is not None or self._overflowed:
+            self.fault, self._overflowed = None, False
             self._log.info("printer_recovered")
             self._call(self._on_recovered, self.printer.name)
         return None
@@ -171,7 +172,9 @@ class PrintQueue:
     def _report_fault(self, reason: str) -> None:
         if reason == self.fault:
             return  # the same fault again: a retry, not news
-        if not reason.startswith("queue full"):
+        if reason.startswith("queue full"):
+            self._overflowed = True  # cleared, and announced as recovered, by the next print
+        else:
             self.fault = reason
         self.faults += 1
         self._log.warning("printer_fault", reason=reason)

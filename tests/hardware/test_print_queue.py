@@ -130,6 +130,19 @@ async def test_full_queue_drops_the_oldest_waiting_job_with_a_fault() -> None:
     assert [job for job, _ in printer.jobs] == ["first", "w2", "w3", "w4"]
 
 
+async def test_an_overflow_on_a_healthy_printer_is_cleared_by_the_next_print() -> None:
+    printer, events = RecordingPrinter(name="p"), Events()
+    queue = _queue(printer, events, max_jobs=2)
+    for name in ("a", "b", "c"):  # submitted before the worker runs: "a" is dropped
+        queue.submit(name, name.encode())
+    assert events.faults == [("p", "queue full: dropped job a")]
+    await queue.start()
+    await printer.wait_for_jobs(2, timeout_s=2)
+    await _until(lambda: events.recovered == ["p"])
+    await queue.stop(drain_timeout_s=1)
+    assert [job for job, _ in printer.jobs] == ["b", "c"]
+
+
 async def test_stop_gives_up_after_the_drain_timeout() -> None:
     printer, events = RecordingPrinter(name="p"), Events()
     printer.set_status(PrinterStatus(paper_out=True))
