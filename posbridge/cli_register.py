@@ -121,6 +121,7 @@ def register_commands(sub: Any) -> None:
     p = sub.add_parser("health", help="the daemon's /healthz")
     p.add_argument("--http", default=os.environ.get("POSBRIDGE_HTTP", "http://127.0.0.1:8766"),
                    help="the daemon's HTTP base URL (env POSBRIDGE_HTTP)")
+    p.add_argument("--json", action="store_true", help="print the raw JSON report")
     p.set_defaults(func=_health)
 
 
@@ -273,5 +274,25 @@ def _health(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot reach {url}: {exc}", file=sys.stderr)
         return 2
-    print(body)
+    print(body if args.json else _health_text(body))
     return 0 if code == 200 else 1
+
+
+def _health_text(body: str) -> str:
+    """The /healthz report as a few readable lines (the raw body if it is not one)."""
+    try:
+        report = json.loads(body)
+        lines = [f"status    {report['status']}", f"journal   {report['journal']}"]
+        for name, p in report.get("providers", {}).items():
+            seen = {True: "reachable", False: f"UNREACHABLE ({p.get('error')})",
+                    None: "not asked yet"}[p.get("reachable")]
+            lines.append(f"{name:<9} {seen}")
+        devices = report.get("devices", {})
+        for kind in ("printers", "displays"):
+            for name, state in devices.get(kind, {}).items():
+                lines.append(f"{kind[:-1]:<9} {name}: {state}")
+        lines.append(f"registers {report.get('registers_connected')} connected, "
+                     f"{report.get('live_transactions')} payments in flight")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return body
+    return "\n".join(lines)

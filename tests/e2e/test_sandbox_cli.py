@@ -121,3 +121,35 @@ def test_printed_qr_slip_scans_and_pays(sandbox: dict[str, Any]) -> None:
             break
         assert time.monotonic() < deadline, state
         time.sleep(0.3)
+
+
+def test_manager_commands_batch_transactions_health(sandbox: dict[str, Any]) -> None:
+    env = {**sandbox["env"], "POSBRIDGE_HTTP": sandbox["http"]}
+    pin = (sandbox["dir"] / "manager-pin").read_text().strip()
+    for order_no, amount in (("B1", "10.00"), ("B2", "2.50")):
+        done = posbridge("sale", "--terminal", "lane-1", "--order-no", order_no, "--amount",
+                         amount, "--currency", "USD", "--json", env=env)
+        assert json.loads(done.stdout)["state"] == "approved", done.stderr
+    listed = posbridge("transactions", "--terminal", "lane-1", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert {"B1", "B2"} <= {t["order_no"] for t in json.loads(listed.stdout)["items"]}
+    status = posbridge("batch", "status", "--terminal", "lane-1", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    open_batch = json.loads(status.stdout)[0]
+    assert open_batch["totals"]["USD"]["sales"] == "12.50"
+    refused = posbridge("batch", "close", "--terminal", "lane-1", "--pin", "000000", env=env)
+    assert refused.returncode == 1 and "manager_pin" in refused.stderr
+    closed = posbridge("batch", "close", "--terminal", "lane-1", "--pin", pin, "--json", env=env)
+    assert closed.returncode == 0, closed.stderr
+    batch = json.loads(closed.stdout)
+    assert batch["state"] == "closed" and batch["batch_no"] == open_batch["batch_no"]
+    assert not batch["discrepancy"]
+    reopened = json.loads(posbridge("batch", "status", "--terminal", "lane-1", "--json",
+                                    env=env).stdout)[0]
+    assert reopened["batch_no"] != batch["batch_no"] and reopened["count"] == 0
+    health = posbridge("health", "--json", env=env)
+    assert health.returncode == 0, health.stderr
+    assert json.loads(health.stdout)["status"] == "ok"
+    readable = posbridge("health", env=env)
+    assert readable.returncode == 0 and "status    ok" in readable.stdout
+    assert "printer   lane-1: ok" in readable.stdout
