@@ -145,6 +145,40 @@ class DevTools:
             assert loop.time() < deadline, f"page never satisfied: {expression}"
             await asyncio.sleep(0.05)
 
+    async def click(self, selector: str) -> None:
+        """Click the first element matching ``selector`` with real mouse events at its centre
+        (scrolled into view first); AssertionError when nothing matches."""
+        centre = await self.evaluate(
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+            " if (!el) return null; el.scrollIntoView({block: 'center'});"
+            " const r = el.getBoundingClientRect();"
+            " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        assert centre is not None, f"no element matches {selector}"
+        x, y = centre
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
+                            clickCount=1)
+
+    async def type_into(self, selector: str, text: str) -> None:
+        """Focus the element matching ``selector``, clear it, and type ``text`` as keyboard
+        input would (``Input.insertText``)."""
+        found = await self.evaluate(
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+            " if (!el) return false; el.focus(); el.select && el.select(); return true; })()")
+        assert found, f"no element matches {selector}"
+        await self.call("Input.insertText", text=text)
+
+    async def click_and_wait_load(self, selector: str, *, timeout_s: float = 10.0) -> None:
+        """Click ``selector`` (a submit button or link) and wait for the page it loads."""
+        self._events.clear()
+        await self.click(selector)
+        await self.wait_event("Page.loadEventFired", timeout_s=timeout_s)
+
+    async def location(self) -> str:
+        """The page's path and query (``location.pathname + location.search``)."""
+        value: str = await self.evaluate("location.pathname + location.search")
+        return value
+
     async def screenshot(self) -> bytes:
         """A PNG of the viewport."""
         result = await self.call("Page.captureScreenshot", format="png")

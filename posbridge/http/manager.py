@@ -1,34 +1,56 @@
-"""The store manager's page at ``/manager``: terminals and open batches, today's transactions,
-what needs attention, and closing a batch.
+"""The store manager's page at ``/manager``: terminals and open batches, what needs attention,
+today's transactions, and closing a batch.
 
-Plain server-rendered HTML with forms (works in any browser, no build step). Security:
+Plain server-rendered HTML with forms: no script at all (the Content-Security-Policy forbids
+it), works in any browser, no build step. Every state change is a POST answered by a redirect
+back to the page (post/redirect/get), with a one-line result shown once.
+
+Routes (all under ``/manager``, the session cookie's path):
+
+====================== ====== ===========================================================
+``/manager``           GET    the page; without a session, a redirect to the login page
+``/manager/login``     GET    the login form (``?out=1`` after a logout)
+``/manager/login``     POST   ``pin``: on success a new session and a redirect to the page
+``/manager/logout``    POST   ends the session
+``/manager/query``     POST   ``order_no``: ask the provider now
+``/manager/close``     POST   ``order_no``: mark a late approval reviewed, or close an order
+                              whose outcome is unknown at the provider
+``/manager/batch-close`` GET  ``terminal``: the confirmation step (batch number and totals)
+``/manager/batch-close`` POST ``terminal``, ``batch_no``: close that batch, only if it is
+                              still the open one (a repeated or stale form closes nothing)
+====================== ====== ===========================================================
+
+Security:
 
 * login by the manager PIN (checked by :class:`posbridge.secrets.PinChecker`, which slows down
-  and locks out repeated wrong PINs per address);
-* a random session id in an ``HttpOnly; SameSite=Strict`` cookie (``Secure`` under TLS), idle
-  sessions expire after 30 minutes;
-* every POST carries the session's CSRF token in a hidden field, compared in constant time;
-  a POST without it is refused with 403.
+  repeated wrong PINs and then locks every PIN check out for a while);
+* a random session id in an ``HttpOnly; SameSite=Strict`` cookie (``Secure`` under TLS),
+  limited to ``/manager``; idle sessions expire after 30 minutes; logging out drops it;
+* every POST except the login carries the session's CSRF token in a hidden field, compared in
+  constant time; a POST without a session or without the right token is refused with 403 and
+  changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import structlog
 from aiohttp import web
 
 from posbridge.errors import RequestError
 from posbridge.journal import TxnQuery
+from posbridge.lifecycle import State
 from posbridge.money import format_amount
-from posbridge.records import TxnRecord
+from posbridge.records import Attention, TxnRecord
 from posbridge.views import rfc3339
 
 if TYPE_CHECKING:
@@ -39,18 +61,29 @@ log = structlog.get_logger(__name__)
 COOKIE = "posbridge_manager"
 SESSION_IDLE_S = 30 * 60
 MAX_SESSIONS = 64
+PAGE = "/manager"
+LOGIN = "/manager/login"
+SEARCH_MAX = 64
+LIST_LIMIT = 200
+CLOSE_WAIT_S = 10.0
 
 
 @dataclass
 class Session:
     csrf: str
     last_seen: float
+    flash: tuple[str, bool] | None = None  # (text, is_error), shown once on the next page
 
 
 class Sessions:
+    """Logged-in sessions by id, in memory (a restart logs everyone out)."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._sessions: dict[str, Session] = {}
         self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
     def create(self) -> tuple[str, Session]:
         self._expire()
@@ -81,210 +114,406 @@ class Sessions:
             del self._sessions[sid]
 
 
+# --------------------------------------------------------------------------------------------
+# HTML (pure: data in, text out)
+
+
 def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
-header{background:#1d2330;color:#fff;padding:.8em 1.2em;display:flex;justify-content:space-between}
-header form{margin:0} main{padding:1em 1.2em;max-width:1100px}
+header{background:#1d2330;color:#fff;padding:.8em 1.2em;display:flex;
+justify-content:space-between;align-items:center;gap:1em}
+header a{color:#fff} header form{margin:0;display:inline}
+main{padding:1em 1.2em;max-width:1100px}
 section{background:#fff;border-radius:8px;padding:1em;margin-bottom:1em;box-shadow:0 1px 2px #0002}
+h2{margin:0 0 .6em;font-size:1.15em}
 table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.35em .5em;
-border-bottom:1px solid #e3e6eb;font-size:.95em}
+border-bottom:1px solid #e3e6eb;font-size:.95em;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#137333}.bad{color:#b3261e}.warn{color:#a15c00} button{padding:.35em .8em;cursor:pointer}
+.ok{color:#137333}.bad{color:#b3261e}.warn{color:#a15c00}.muted{color:#6b7280}
+button{padding:.35em .8em;cursor:pointer}
+button.danger{background:#b3261e;color:#fff;border:0;border-radius:4px;padding:.5em 1em}
 .flash{padding:.6em;border-radius:6px;background:#e8f0fe;margin-bottom:1em}
-.error{background:#fce8e6} input[type=search]{padding:.3em;width:16em}
+.flash.error{background:#fce8e6;color:#8c1d18}
+input[type=search]{padding:.3em;width:16em} form.inline{display:inline}
 """
 
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # No script anywhere on these pages.
+    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
+                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+}
 
-def _page(title: str, body: str, *, csrf: str | None = None, flash: str = "",
-          error: bool = False) -> web.Response:
-    logout = (f'<form method="post" action="/manager/logout"><input type="hidden" name="csrf" '
-              f'value="{_e(csrf)}"><button>Log out</button></form>') if csrf else ""
-    note = (f'<div class="flash{" error" if error else ""}" role="status">{_e(flash)}</div>'
-            if flash else "")
+
+def page(title: str, body: str, *, csrf: str | None = None,
+         flash: tuple[str, bool] | None = None, status: int = 200) -> web.Response:
+    """A whole page; with ``csrf`` (logged in) the header has Refresh and Log out."""
+    nav = ""
+    if csrf is not None:
+        nav = (f'<nav><a href="{PAGE}">Refresh</a> '
+               f'<form method="post" action="/manager/logout" class="inline">'
+               f'{_hidden("csrf", csrf)}<button id="logout">Log out</button></form></nav>')
+    note = ""
+    if flash is not None:
+        text, error = flash
+        note = (f'<div id="flash" class="flash{" error" if error else ""}" role="status">'
+                f"{_e(text)}</div>")
     text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>{_e(title)}</title>
-<style>{STYLE}</style></head><body><header><strong>posbridge · {_e(title)}</strong>{logout}
+<style>{STYLE}</style></head><body><header><strong>posbridge · {_e(title)}</strong>{nav}
 </header><main>{note}{body}</main></body></html>"""
-    resp = web.Response(text=text, content_type="text/html")
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "script-src 'unsafe-inline'")
-    return resp
+    return web.Response(text=text, content_type="text/html", status=status, headers=HEADERS)
 
+
+def _hidden(name: str, value: object) -> str:
+    return f'<input type="hidden" name="{_e(name)}" value="{_e(value)}">'
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, **HEADERS})
+
+
+def login_body() -> str:
+    return f"""<section><h2>Manager login</h2>
+<form method="post" action="{LOGIN}">
+<label>Manager PIN <input type="password" name="pin" id="pin" autocomplete="off"
+ inputmode="numeric" required autofocus></label> <button id="login">Log in</button>
+</form></section>"""
+
+
+def _online(online: object) -> str:
+    if online is True:
+        return '<span class="ok">online</span>'
+    if online is False:
+        return '<span class="bad">offline</span>'
+    return '<span class="muted" title="no answer from this terminal yet">not seen yet</span>'
+
+
+def _clock_time(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return time.strftime("%H:%M:%S", time.localtime(ms / 1000))
+
+
+def _totals(totals: Mapping[str, Any]) -> str:
+    """Per currency: the net total, then what it is made of."""
+    if not totals:
+        return '<span class="muted">no transactions</span>'
+    return "".join(
+        f'<div data-currency="{_e(cur)}"><strong>{_e(t["net"])} {_e(cur)}</strong> net '
+        f'<small class="muted">({_e(t["count"])} txn: sales {_e(t["sales"])}, '
+        f'tips {_e(t["tips"])}, refunds {_e(t["refunds"])}, voids {_e(t["voids"])})</small></div>'
+        for cur, t in totals.items())
+
+
+def terminals_section(terminals: list[dict[str, Any]]) -> str:
+    rows = []
+    for term in terminals:
+        batch = term.get("open_batch") or {}
+        rows.append(
+            f'<tr data-terminal="{_e(term["name"])}"><td>{_e(term["name"])}<br>'
+            f'<small class="muted">{_e(term["sn"])}</small></td>'
+            f'<td class="online">{_online(term.get("online"))}</td>'
+            f'<td class="batch">{_e(batch.get("batch_no"))}</td>'
+            f'<td class="count num">{_e(batch.get("count", 0))}</td>'
+            f'<td class="totals">{_totals(batch.get("totals") or {})}</td>'
+            f'<td><form method="get" action="/manager/batch-close">'
+            f'{_hidden("terminal", term["sn"])}<button class="close-batch">Close batch…'
+            f"</button></form></td></tr>")
+    return ("<section id=\"terminals\"><h2>Terminals and open batches</h2><table><tr>"
+            "<th>Terminal</th><th>Status</th><th>Open batch</th><th>Count</th>"
+            f"<th>Totals</th><th></th></tr>{''.join(rows)}</table></section>")
+
+
+def _why(rec: TxnRecord) -> str:
+    if rec.attention is Attention.LATE_APPROVAL:
+        return ("late approval: the card was approved after the sale had been cancelled, so "
+                "the customer was charged. Check with the customer; refund if the sale did not "
+                "go ahead.")
+    if rec.state is State.UNKNOWN:
+        return ("outcome unknown: the provider's answer was lost; the bridge keeps asking. "
+                "Query now, or close the order at the provider.")
+    return _e(rec.attention.value if rec.attention else rec.state.value)
+
+
+def _terminal(rec: TxnRecord, names: Mapping[str, str]) -> str:
+    """The terminal's configured name (its serial number as a tooltip)."""
+    if rec.terminal_sn is None:
+        return ""
+    return (f'<span title="{_e(rec.terminal_sn)}">'
+            f"{_e(names.get(rec.terminal_sn, rec.terminal_sn))}</span>")
+
+
+def attention_section(records: list[TxnRecord], csrf: str, names: Mapping[str, str]) -> str:
+    if not records:
+        return ('<section id="attention"><h2>Needs attention</h2>'
+                '<p class="ok">Nothing needs attention.</p></section>')
+    rows = []
+    for rec in records:
+        close_label = "Mark reviewed" if rec.attention is not None else "Close at provider"
+        rows.append(
+            f'<tr data-order="{_e(rec.order_no)}"><td>{_e(rec.order_no)}</td>'
+            f"<td>{_e(rec.kind.value)}</td><td>{_terminal(rec, names)}</td>"
+            f'<td class="state warn">{_e(rec.state.value)}</td><td class="why">{_why(rec)}</td>'
+            f'<td class="num">{_e(_amount(rec))}</td><td>'
+            f'<form method="post" action="/manager/query" class="inline">{_hidden("csrf", csrf)}'
+            f'{_hidden("order_no", rec.order_no)}<button class="query">Query now</button></form> '
+            f'<form method="post" action="/manager/close" class="inline">{_hidden("csrf", csrf)}'
+            f'{_hidden("order_no", rec.order_no)}<button class="close">{close_label}</button>'
+            "</form></td></tr>")
+    return ('<section id="attention"><h2 class="warn">Needs attention</h2><table><tr>'
+            "<th>Order</th><th>Kind</th><th>Terminal</th><th>State</th><th>Why</th>"
+            f"<th>Amount</th><th></th></tr>{''.join(rows)}</table></section>")
+
+
+def transactions_section(items: list[TxnRecord], search: str, names: Mapping[str, str]) -> str:
+    rows = []
+    for rec in items:
+        card = " ".join(x for x in (rec.card_brand, rec.card_last4) if x)
+        flag = (' <span class="warn">⚠ needs attention</span>'
+                if rec.attention is not None else "")
+        rows.append(
+            f'<tr data-order="{_e(rec.order_no)}"><td title="{_e(rfc3339(rec.created_at))}">'
+            f"{_e(_clock_time(rec.created_at))}</td><td>{_e(rec.order_no)}</td>"
+            f"<td>{_e(rec.kind.value)}</td><td>{_terminal(rec, names)}</td>"
+            f'<td class="state">{_e(rec.state.value)}{flag}</td>'
+            f'<td class="num">{_e(_amount(rec))}</td><td>{_e(card)}</td></tr>')
+    if items:
+        shown = f"{len(items)} shown" + (" (the most recent)" if len(items) >= LIST_LIMIT else "")
+    elif search:
+        shown = f"No transaction today matches “{_e(search)}”."
+    else:
+        shown = "No transactions today."
+    clear = f' <a href="{PAGE}">Clear search</a>' if search else ""
+    return ('<section id="transactions"><h2>Today\'s transactions</h2>'
+            f'<form method="get" action="{PAGE}" role="search">'
+            f'<input type="search" name="q" id="q" value="{_e(search)}" maxlength="{SEARCH_MAX}" '
+            'placeholder="order no or provider reference"> <button id="search">Search</button>'
+            f"{clear}</form><table><tr><th>Time</th><th>Order</th><th>Kind</th><th>Terminal</th>"
+            f"<th>State</th><th>Amount</th><th>Card</th></tr>{''.join(rows)}</table>"
+            f'<p id="shown"><small>{shown}</small></p></section>')
+
+
+def confirm_body(term: Mapping[str, Any], batch: Mapping[str, Any], csrf: str) -> str:
+    count = batch.get("count", 0)
+    return (
+        f'<section id="confirm"><h2>Close batch {_e(batch["batch_no"])} of '
+        f'{_e(term["name"])}?</h2>'
+        f"<p>Terminal {_e(term['name'])} ({_e(term['sn'])}), batch {_e(batch['batch_no'])} "
+        f"opened {_e(_iso_clock(batch.get('opened_at')))}, "
+        f"{_e(count)} transaction{'' if count == 1 else 's'}:</p>"
+        f'<div class="totals">{_totals(batch.get("totals") or {})}</div>'
+        "<p>Closing settles the batch with the card provider and opens a new one. Sales of a "
+        "closed batch can no longer be voided (they can still be refunded).</p>"
+        f'<form method="post" action="/manager/batch-close">{_hidden("csrf", csrf)}'
+        f'{_hidden("terminal", term["sn"])}{_hidden("batch_no", batch["batch_no"])}'
+        f'<button class="danger" id="confirm-close">Yes, close batch {_e(batch["batch_no"])}'
+        f'</button> <a href="{PAGE}" id="cancel">Cancel</a></form></section>')
+
+
+def _iso_clock(text: object) -> str:
+    """An RFC 3339 time (the batch view's) as local ``YYYY-MM-DD HH:MM``."""
+    if not isinstance(text, str) or not text:
+        return "?"
+    when = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone()
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def _discrepancy(diff: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in diff.items():
+        if isinstance(value, Mapping):
+            cur = f" {value['currency']}" if "currency" in value else ""
+            parts.append(f"{key}: bridge {value.get('bridge')}{cur}, "
+                         f"provider {value.get('provider')}{cur}")
+        else:
+            parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def _amount(rec: TxnRecord) -> str:
+    return f"{format_amount(rec.amount + rec.tip, rec.currency)} {rec.currency}"
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Action = Callable[[Any], Awaitable[tuple[str, bool]]]
 
 
 def manager_routes(daemon: Daemon) -> list[web.RouteDef]:
     sessions = Sessions()
     secure = daemon.config.bridge.tls_cert_file is not None
+    batch_lock = asyncio.Lock()  # one manager close at a time: the batch-number check holds
 
     def session_of(request: web.Request) -> Session | None:
         return sessions.get(request.cookies.get(COOKIE))
 
-    def login_page(flash: str = "", error: bool = False) -> web.Response:
-        body = """<section><h2>Manager login</h2>
-<form method="post" action="/manager/login">
-<label>Manager PIN <input type="password" name="pin" id="pin" autocomplete="off"
- inputmode="numeric" required autofocus></label> <button id="login">Log in</button>
-</form></section>"""
-        return _page("manager", body, flash=flash, error=error)
+    def login_page(flash: tuple[str, bool] | None = None, status: int = 200) -> web.Response:
+        return page("manager login", login_body(), flash=flash, status=status)
 
     async def index(request: web.Request) -> web.StreamResponse:
         session = session_of(request)
         if session is None:
-            return login_page()
-        flash = request.query.get("flash", "")
-        search = request.query.get("q", "").strip()[:64]
-        return _page("manager", await _dashboard(daemon, session.csrf, search),
-                     csrf=session.csrf, flash=flash, error=request.query.get("err") == "1")
+            return see_other(LOGIN)
+        flash, session.flash = session.flash, None
+        search = request.query.get("q", "").strip()[:SEARCH_MAX]
+        terminals = await daemon.terminal_views()
+        attention = await daemon.journal.read(lambda r: r.attention())
+        midnight = int(time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))) * 1000
+        items, _ = await daemon.journal.list_transactions(
+            TxnQuery(since_ms=midnight, search=search or None, limit=LIST_LIMIT))
+        names = {t.sn: t.name for t in daemon.engine.terminals}
+        body = (terminals_section(terminals) + attention_section(attention, session.csrf, names)
+                + transactions_section(items, search, names))
+        return page("store manager", body, csrf=session.csrf, flash=flash)
+
+    async def login_form(request: web.Request) -> web.StreamResponse:
+        if session_of(request) is not None:
+            return see_other(PAGE)
+        out = request.query.get("out") == "1"
+        return login_page(("Logged out.", False) if out else None)
 
     async def login(request: web.Request) -> web.StreamResponse:
         form = await request.post()
         pin = str(form.get("pin", ""))
         checker = daemon.pins
         peer = request.remote or "?"
-        if checker is None or not pin or not await checker.check(pin, peer=peer):
+        if checker is None:
+            return login_page(("No manager PIN is configured ([manager] pin_hash), so the "
+                               "manager page is disabled.", True), status=503)
+        locked_text = ("Too many wrong PINs: login is locked for a few minutes. "
+                       "Try again later.", True)
+        if checker.locked:
+            log.warning("manager_login_locked_out", peer=peer)
+            return login_page(locked_text, status=429)
+        if not pin:
+            return login_page(("Enter the manager PIN.", True), status=401)
+        if not await checker.check(pin, peer=peer):
             log.warning("manager_login_failed", peer=peer)
-            resp = login_page("Wrong PIN (repeated attempts are slowed down and locked out).",
-                              error=True)
-            resp.set_status(401)
-            return resp
+            if checker.locked:
+                return login_page(locked_text, status=429)
+            return login_page(("Wrong PIN. Repeated wrong PINs are slowed down, then locked "
+                               "out.", True), status=401)
         sid, _session = sessions.create()
         log.info("manager_login", peer=peer)
-        resp = web.HTTPSeeOther("/manager")
+        resp = see_other(PAGE)
+        # No max-age: a browser-session cookie; the server ends idle sessions.
         resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=secure,
-                        path="/manager", max_age=SESSION_IDLE_S)
+                        path=PAGE)
         return resp
 
-    def guarded(action: Callable[[web.Request, Any], Awaitable[str]]) -> Handler:
+    def authorized(request: web.Request, form: Mapping[str, Any]) -> Session | None:
+        """The request's session, if its form carries that session's CSRF token."""
+        session = session_of(request)
+        token = str(form.get("csrf", ""))
+        if session is None or not hmac.compare_digest(token.encode(), session.csrf.encode()):
+            log.warning("manager_post_refused", peer=request.remote, path=request.path,
+                        session=session is not None)
+            return None
+        return session
+
+    def forbidden() -> web.Response:
+        body = ("<section><h2>Forbidden</h2><p>This form has expired or did not come from this "
+                f'page; nothing was changed. <a href="{PAGE}">Open the manager page</a> '
+                "(log in again if asked).</p></section>")
+        return page("manager", body, status=403)
+
+    def guarded(action: Action) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            session = session_of(request)
             form = await request.post()
-            token = str(form.get("csrf", ""))
-            if session is None or not hmac.compare_digest(token.encode(),
-                                                          session.csrf.encode()):
-                return web.Response(status=403, text="forbidden: log in again\n")
+            session = authorized(request, form)
+            if session is None:
+                return forbidden()
             try:
-                flash = await action(request, form)
+                session.flash = await action(form)
             except RequestError as exc:
-                raise web.HTTPSeeOther(f"/manager?err=1&flash={_q(exc.message)}") from exc
-            raise web.HTTPSeeOther(f"/manager?flash={_q(flash)}")
+                session.flash = (exc.message, True)
+            return see_other(PAGE)
 
         return handle
 
-    async def logout(request: web.Request, form: Any) -> str:
+    async def logout(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        if authorized(request, form) is None:
+            return forbidden()
         sessions.drop(request.cookies.get(COOKIE))
-        return "Logged out."
+        log.info("manager_logout", peer=request.remote)
+        resp = see_other(LOGIN + "?out=1")
+        resp.del_cookie(COOKIE, path=PAGE)
+        return resp
 
-    async def query_now(request: web.Request, form: Any) -> str:
-        rec = await daemon.engine.query_now(str(form.get("order_no", "")))
-        return f"{rec.order_no}: {rec.state.value}"
+    async def query_now(form: Any) -> tuple[str, bool]:
+        order_no = str(form.get("order_no", ""))
+        rec = await daemon.engine.query_now(order_no)
+        text = f"Asked the provider about {order_no}: {rec.state.value}."
+        if rec.state is State.UNKNOWN:
+            text += " No answer yet; the bridge keeps asking."
+        elif rec.attention is not None:
+            text += " It still needs your review (Mark reviewed)."
+        return text, False
 
-    async def close_txn(request: web.Request, form: Any) -> str:
+    async def close_txn(form: Any) -> tuple[str, bool]:
         order_no = str(form.get("order_no", ""))
         rec = await daemon.engine.get(order_no)
         if rec is None:
-            return f"no transaction {order_no}"
+            return f"No transaction {order_no}.", True
         if rec.attention is not None:
             rec = await daemon.engine.acknowledge(order_no)
-            return f"{order_no}: marked as reviewed ({rec.state.value})"
-        rec = await daemon.engine.cancel(order_no, timeout_s=10)
-        return f"{order_no}: {rec.state.value}"
+            log.info("manager_reviewed", order_no=order_no)
+            return f"{order_no} marked as reviewed (it stays {rec.state.value}).", False
+        if rec.is_final:
+            return f"{order_no} is already {rec.state.value}: nothing to close.", True
+        rec = await daemon.engine.cancel(order_no, timeout_s=CLOSE_WAIT_S)
+        if not rec.is_final:
+            return f"Close sent for {order_no}; it is still {rec.state.value}.", False
+        return f"{order_no} closed at the provider: {rec.state.value}.", False
 
-    async def close_batch(request: web.Request, form: Any) -> str:
-        if form.get("confirm") != "yes":
-            return "Batch not closed: tick the confirmation box."
-        batch = await daemon.batches.close(str(form.get("terminal", "")), identity="manager")
+    async def confirm_close(request: web.Request) -> web.StreamResponse:
+        session = session_of(request)
+        if session is None:
+            return see_other(LOGIN)
+        try:
+            term = daemon.engine.terminal(request.query.get("terminal", ""))
+        except RequestError as exc:
+            session.flash = (exc.message, True)
+            return see_other(PAGE)
+        [batch] = await daemon.batches.status(term.sn)
+        view = {"sn": term.sn, "name": term.name}
+        return page("close batch", confirm_body(view, batch, session.csrf), csrf=session.csrf)
+
+    async def close_batch(form: Any) -> tuple[str, bool]:
+        term = daemon.engine.terminal(str(form.get("terminal", "")))
+        wanted = str(form.get("batch_no", ""))
+        async with batch_lock:
+            [current] = await daemon.batches.status(term.sn)
+            if str(current["batch_no"]) != wanted:
+                return (f"Nothing closed: batch {wanted or '?'} of {term.name} is not the open "
+                        f"batch (batch {current['batch_no']} is open).", True)
+            log.info("manager_batch_close", terminal=term.sn, batch_no=wanted)
+            batch = await daemon.batches.close(term.sn, identity="manager")
         diff = batch.get("discrepancy")
-        return (f"Batch {batch['batch_no']} of {batch['terminal']} closed"
-                + (f" — DISCREPANCY {diff}" if diff else " — totals agree with the provider"))
+        if isinstance(diff, Mapping) and diff:
+            return (f"Batch {batch['batch_no']} of {term.name} closed, with a DISCREPANCY "
+                    f"against the provider: {_discrepancy(diff)}.", True)
+        return (f"Batch {batch['batch_no']} of {term.name} closed; the totals agree with the "
+                "provider.", False)
 
     return [
-        web.get("/manager", index),
-        web.post("/manager/login", login),
-        web.post("/manager/logout", guarded(logout)),
+        web.get(PAGE, index),
+        web.get(LOGIN, login_form),
+        web.post(LOGIN, login),
+        web.post("/manager/logout", logout),
         web.post("/manager/query", guarded(query_now)),
         web.post("/manager/close", guarded(close_txn)),
+        web.get("/manager/batch-close", confirm_close),
         web.post("/manager/batch-close", guarded(close_batch)),
     ]
-
-
-def _q(text: str) -> str:
-    return quote(text[:300])
-
-
-async def _dashboard(daemon: Daemon, csrf: str, search: str) -> str:
-    hidden = f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
-    parts = ["<section><h2>Terminals and open batches</h2><table><tr><th>Terminal</th>"
-             "<th>Online</th><th>Batch</th><th>Count</th><th>Totals</th><th></th></tr>"]
-    for term in await daemon.terminal_views():
-        batch = term.get("open_batch") or {}
-        totals = batch.get("totals") or {}
-        lines = "<br>".join(
-            f"{_e(cur)} net {_e(t['net'])} (sales {_e(t['sales'])}, tips {_e(t['tips'])}, "
-            f"refunds {_e(t['refunds'])}, voids {_e(t['voids'])})" for cur, t in totals.items()
-        ) or "—"
-        online = term.get("online")
-        status = ('<span class="ok">online</span>' if online else
-                  '<span class="bad">offline</span>' if online is False else "unknown")
-        parts.append(
-            f"<tr><td>{_e(term['name'])}<br><small>{_e(term['sn'])}</small></td><td>{status}</td>"
-            f"<td>{_e(batch.get('batch_no'))}</td><td class=num>{_e(batch.get('count'))}</td>"
-            f"<td class=num>{lines}</td><td><form method=post action=/manager/batch-close "
-            f"onsubmit=\"return confirm('Close the batch of {_e(term['name'])}?')\">{hidden}"
-            f"<input type=hidden name=terminal value=\"{_e(term['sn'])}\">"
-            f"<label><input type=checkbox name=confirm value=yes> confirm</label> "
-            f"<button>Close batch</button></form></td></tr>")
-    parts.append("</table></section>")
-
-    attention = await daemon.journal.read(lambda r: r.attention())
-    parts.append("<section><h2>Needs attention</h2>")
-    if not attention:
-        parts.append("<p class=ok>Nothing needs attention.</p>")
-    else:
-        parts.append("<table><tr><th>Order</th><th>Kind</th><th>State</th><th>Why</th>"
-                     "<th>Amount</th><th></th></tr>")
-        for rec in attention:
-            why = rec.attention.value if rec.attention else "provider answer lost"
-            close_label = "Mark reviewed" if rec.attention else "Close at provider"
-            parts.append(
-                f"<tr><td>{_e(rec.order_no)}</td><td>{_e(rec.kind.value)}</td>"
-                f"<td class=warn>{_e(rec.state.value)}</td><td>{_e(why)}</td>"
-                f"<td class=num>{_e(_amount(rec))}</td><td>"
-                f"<form method=post action=/manager/query style=display:inline>{hidden}"
-                f"<input type=hidden name=order_no value=\"{_e(rec.order_no)}\">"
-                f"<button>Query now</button></form> "
-                f"<form method=post action=/manager/close style=display:inline>{hidden}"
-                f"<input type=hidden name=order_no value=\"{_e(rec.order_no)}\">"
-                f"<button>{close_label}</button></form></td></tr>")
-        parts.append("</table>")
-    parts.append("</section>")
-
-    midnight = int(time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))) * 1000
-    items, _ = await daemon.journal.list_transactions(
-        TxnQuery(since_ms=midnight, search=search or None, limit=200))
-    parts.append(
-        "<section><h2>Today's transactions</h2><form method=get action=/manager>"
-        f"<input type=search name=q value=\"{_e(search)}\" placeholder=\"order no or reference\">"
-        " <button>Search</button></form><table><tr><th>Time</th><th>Order</th><th>Kind</th>"
-        "<th>Terminal</th><th>State</th><th>Amount</th><th>Card</th></tr>")
-    for rec in items:
-        card = " ".join(x for x in (rec.card_brand, rec.card_last4) if x)
-        parts.append(
-            f"<tr><td>{_e(rfc3339(rec.created_at))}</td><td>{_e(rec.order_no)}</td>"
-            f"<td>{_e(rec.kind.value)}</td><td>{_e(rec.terminal_sn or '')}</td>"
-            f"<td>{_e(rec.state.value)}</td><td class=num>{_e(_amount(rec))}</td>"
-            f"<td>{_e(card)}</td></tr>")
-    parts.append(f"</table><p><small>{len(items)} shown</small></p></section>")
-    return "".join(parts)
-
-
-def _amount(rec: TxnRecord) -> str:
-    return f"{format_amount(rec.amount + rec.tip, rec.currency)} {rec.currency}"
