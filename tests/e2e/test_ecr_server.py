@@ -178,3 +178,21 @@ async def test_client_helper_raises_on_closed(bridge: Bridge) -> None:
     await ecr.close()
     with pytest.raises((ConnectionClosed, ConnectionError)):
         await ecr.call("ping", timeout=2)
+
+
+async def test_more_than_32_requests_in_flight_are_rate_limited(bridge: Bridge) -> None:
+    async with connect(bridge.url, additional_headers={"Authorization": f"Bearer {TOKEN}"},
+                       max_size=2**21) as ws:
+        for i in range(40):  # .45: slow approval, so they all wait at once
+            await ws.send(call("sale", {**SALE, "order_no": f"RL{i}", "amount": "1.45"}, id=i))
+        answers: list[dict[str, Any]] = []
+        for _ in range(400):  # bounded: answers and transaction.updated notifications
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
+            if "id" in msg:
+                answers.append(msg)
+            if len(answers) == 40:
+                break
+    limited = [a for a in answers if "error" in a]
+    assert len(limited) == 8, limited
+    assert {a["error"]["code"] for a in limited} == {1009}
+    assert {a["result"]["state"] for a in answers if "result" in a} == {"approved"}

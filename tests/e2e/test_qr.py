@@ -173,3 +173,14 @@ async def test_lost_order_answer_and_no_clear_query_is_reversed_after_15s(
     assert sim.count("unifiedorder", "QL2") == 1
     assert sim.count("reverse", "QL2") == 1
     assert sim.order("QL2").status == "REVOKED"
+
+
+async def test_a_provider_refusal_is_1008_with_its_code(bridge: Bridge) -> None:
+    bridge.sims.ucanpay.fail_next("unifiedorder", "ORDERPAID")
+    async with await bridge.register() as ecr:
+        with pytest.raises(EcrError) as err:
+            await ecr.call("qr_sale", qr("QR8"))
+        assert err.value.code == 1008
+        assert err.value.data["provider_code"] == "ORDERPAID"
+        txn = await ecr.call("status", {"order_no": "QR8"})
+    assert txn["state"] == "failed" and txn["error"]["provider_code"] == "ORDERPAID"
