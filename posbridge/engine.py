@@ -725,7 +725,8 @@ def _updated(rec: TxnRecord) -> dict[str, object]:
     return {"transaction": txn_view(rec)}
 
 
-def _void_guard(tx: JournalTx, rec: TxnRecord) -> None:
+def _approved_original(tx: JournalTx, rec: TxnRecord, what: str) -> TxnRecord:
+    """The original of a void or refund, read inside the journal unit; approved, else 1010."""
     assert rec.orig_order_no is not None
     orig = tx.get(rec.orig_order_no)
     if orig is None:
@@ -733,8 +734,13 @@ def _void_guard(tx: JournalTx, rec: TxnRecord) -> None:
                            field="orig_order_no")
     if orig.state != State.APPROVED:
         raise RequestError(1010, "not_allowed",
-                           f"only an approved sale can be voided (it is {orig.state.value})",
+                           f"only an approved payment can be {what} (it is {orig.state.value})",
                            field="orig_order_no")
+    return orig
+
+
+def _void_guard(tx: JournalTx, rec: TxnRecord) -> None:
+    orig = _approved_original(tx, rec, "voided")
     if orig.terminal_sn is not None and orig.batch_no is not None:
         batch = tx.batch(orig.terminal_sn, orig.batch_no)
         if batch is not None and batch.state is not BatchState.OPEN:
@@ -747,15 +753,7 @@ def _void_guard(tx: JournalTx, rec: TxnRecord) -> None:
 
 
 def _refund_guard(tx: JournalTx, rec: TxnRecord) -> None:
-    assert rec.orig_order_no is not None
-    orig = tx.get(rec.orig_order_no)
-    if orig is None:
-        raise RequestError(1005, "original_not_found", "original transaction not found",
-                           field="orig_order_no")
-    if orig.state != State.APPROVED:
-        raise RequestError(1010, "not_allowed",
-                           f"only an approved payment can be refunded (it is {orig.state.value})",
-                           field="orig_order_no")
+    orig = _approved_original(tx, rec, "refunded")
     held = tx.held_against(orig.order_no)
     captured = orig.amount + orig.tip
     if held + rec.amount > captured:
