@@ -31,6 +31,7 @@ import structlog
 
 from posbridge.engine import Engine
 from posbridge.errors import PaymentError, RequestError
+from posbridge.failpoints import failpoint
 from posbridge.journal import Journal, JournalTx, now_ms
 from posbridge.money import exponent, format_amount
 from posbridge.records import BatchRecord, BatchState, Totals
@@ -118,6 +119,7 @@ class Batches:
         lock = self._locks.setdefault(term.sn, asyncio.Lock())
         async with lock:
             batch = await self.journal.run(lambda tx: _begin_close(tx, term.sn, now_ms()))
+            failpoint("batch_close", "begun")
             return await self._finish(batch)
 
     async def resume(self) -> int:
@@ -165,6 +167,7 @@ class Batches:
                                    else "provider_unreachable",
                                    f"batch.close failed: {exc.message}; it will be retried",
                                    provider_code=exc.provider_code) from exc
+            failpoint("batch_close", "answered")
             result = {"batch_close": answer, "open_batch_before": open_data}
         closed = await self.journal.run(
             lambda tx: _mark_closed(tx, batch, result, diff, totals, self.identities))

@@ -37,7 +37,8 @@ def _admin_app(sims: Simulators) -> web.Application:
         return web.json_response({
             "order_no": order_no,
             "creates": sims.codepay.create_count(order_no),
-            "methods": [m for m in sims.codepay.method_log(order_no)],
+            "methods": list(sims.codepay.method_log(order_no)),
+            "batch_closes": list(sims.codepay.batch_closes),
         })
 
     app = web.Application()

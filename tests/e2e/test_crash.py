@@ -5,6 +5,7 @@ register learns the result through events.replay."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -12,10 +13,15 @@ from typing import Any
 
 import pytest
 
+from posbridge.client import EcrClient
+
+from .conftest import TOKEN
 from .events import txn_events, txn_states
 from .procs import Daemon, final_after_restart, sim_stats, start_sale, write_config
 
 pytestmark = pytest.mark.timeout(120)
+
+PIN = "424242"
 
 
 @pytest.mark.parametrize("failpoint", [
@@ -93,3 +99,40 @@ async def test_sigterm_during_a_sale_loses_nothing(
     assert txn["state"] == "approved"
     assert (await sim_stats(simulator, order_no))["creates"] == 1
     assert txn_states(events, order_no).count("approved") == 1
+
+
+@pytest.mark.parametrize("failpoint", [
+    "batch_close:begun",     # the batch is frozen and the next one open; nothing sent yet
+    "batch_close:answered",  # the provider closed it; the bridge has not recorded that
+])
+async def test_kill_during_a_batch_close_resumes_and_closes_once(
+        tmp_path: Path, simulator: dict[str, Any], failpoint: str) -> None:
+    daemon = Daemon(tmp_path, write_config(tmp_path, simulator, pin=PIN))
+    daemon.start(failpoint=failpoint)
+    try:
+        async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
+            await ecr.call("sale", {"terminal": "lane-1", "order_no": "BC1", "amount": "10.00",
+                                    "currency": "USD"})
+            with contextlib.suppress(Exception):  # the daemon dies mid-call
+                await ecr.call("batch.close", {"terminal": "lane-1", "manager_pin": PIN},
+                               timeout=10)
+        assert await asyncio.to_thread(daemon.wait_killed) == -signal.SIGKILL
+        daemon.start()
+        async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
+            deadline = time.monotonic() + 15
+            while True:  # the restarted daemon finishes the close by itself
+                [open_] = await ecr.call("batch.status", {"terminal": "lane-1"})
+                if open_["batch_no"] == 2 and (await sim_stats(simulator, "BC1"))[
+                        "batch_closes"]:
+                    break
+                assert time.monotonic() < deadline, open_
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)  # room for a (wrong) second close to show up
+            events = await ecr.call("events.replay", {"since_seq": 0})
+    finally:
+        daemon.stop()
+    assert open_["count"] == 0
+    assert (await sim_stats(simulator, "BC1"))["batch_closes"] == ["SANDBOX0000000001"]
+    closed = [e["params"]["batch"] for e in events if e["type"] == "batch.closed"]
+    assert [(b["batch_no"], b["state"]) for b in closed] == [(1, "closed")]
+    assert closed[0]["totals"]["USD"]["sales"] == "10.00"
