@@ -31,7 +31,7 @@ from posbridge.errors import OutcomeUnknown, PaymentError, ProviderRejected, Pro
 from posbridge.http.manager import manager_routes
 from posbridge.http.notify import notify_routes, notify_url
 from posbridge.http.ops import ops_routes
-from posbridge.journal import Journal
+from posbridge.journal import Journal, now_ms
 from posbridge.lifecycle import Transition
 from posbridge.metrics import Metrics
 from posbridge.providers.base import Provider
@@ -47,6 +47,10 @@ from posbridge.secrets import PinChecker, TokenIndex
 from posbridge.views import rfc3339
 
 log = structlog.get_logger(__name__)
+
+# A provider that has not been heard from for this long is probed (see Engine.probe).
+PROBE_IDLE_S = 300
+PROBE_CHECK_S = 30.0
 
 JOURNAL_FILE = "journal.sqlite"
 
@@ -198,6 +202,7 @@ class Daemon:
         self._fix_notify_urls()
         await self.ecr.start()
         self._tasks.append(asyncio.create_task(self._resume_batches()))
+        self._tasks.append(asyncio.create_task(self._probe_providers()))
         self._tasks.append(asyncio.create_task(self.metrics.loop_lag.run()))
         self._tasks.append(asyncio.create_task(run_watchdog(self.notifier, self.alive)))
         self.notifier.ready(f"serving registers on port {self.ecr_port}")
@@ -213,6 +218,16 @@ class Daemon:
         server = self._runner.addresses
         port: int = server[0][1]
         return port
+
+    async def _probe_providers(self) -> None:
+        """Probe every provider at start, then each one that has been quiet for a while,
+        so that /healthz tells the truth before the first payment and on quiet days."""
+        while True:
+            now = now_ms()
+            for name, health in list(self.engine.provider_health.items()):
+                if health.at is None or now - health.at >= PROBE_IDLE_S * 1000:
+                    await self.engine.probe(name)
+            await asyncio.sleep(PROBE_CHECK_S)
 
     async def alive(self) -> bool:
         return self.journal.healthy
@@ -294,7 +309,8 @@ class Daemon:
                             "checked_at": rfc3339(h.at)}
                      for name, h in self.engine.provider_health.items()}
         devices = self.devices.status()
-        ok = journal_ok and all(p["reachable"] is not False for p in providers.values())
+        ok = journal_ok and all(p["reachable"] is not False and not p["error"]
+                                for p in providers.values())
         return {"status": "ok" if ok else "degraded", "journal": "ok" if journal_ok else "failed",
                 "providers": providers, "devices": devices,
                 "live_transactions": self.engine.live_count,

@@ -74,6 +74,9 @@ _OUTCOME_SIGNAL = {
 # A create is sent again only when the provider confirms it has no such order; this bounds
 # how often that may happen for one order.
 MAX_CREATE_ATTEMPTS = 5
+# The health probe asks about this order number (letters and digits: valid for every
+# provider); only reachability is read from the answer, never a payment state.
+PROBE_ORDER_NO = "PBHEALTHPROBE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +329,30 @@ class Engine:
     async def query_now(self, order_no: str) -> TxnRecord:
         """Ask the provider at once (manager's "query now"); also for final transactions."""
         return await self.status(order_no, refresh=True)
+
+    async def probe(self, provider: str) -> ProviderHealth:
+        """Ask ``provider`` where an order that does not exist stands: proves the network,
+        the credentials and the signatures both ways, and touches no payment."""
+        kind = TxnKind.QR_SALE if provider == "ucanpay" else TxnKind.SALE
+        order = PaymentOrder(order_no=PROBE_ORDER_NO, kind=kind, amount=1, currency="USD")
+        started = time.monotonic()
+        try:
+            await self.providers[provider].query(order)
+        except ProviderRejected as exc:  # it answered, but refused: credentials or set-up
+            self._called(provider, "probe", started, exc)
+            self.provider_health[provider] = ProviderHealth(
+                reachable=True, at=self._clock(),
+                error=f"the provider refused a status query: {exc.message}")
+        except PaymentError as exc:
+            self._called(provider, "probe", started, exc)
+            self._heard(provider, exc)
+        else:
+            self._called(provider, "probe", started, None)
+            self._heard(provider)
+        health = self.provider_health[provider]
+        log.info("provider_probed", provider=provider, reachable=health.reachable,
+                 error=health.error)
+        return health
 
     # -- provider notifications ----------------------------------------------------------
 

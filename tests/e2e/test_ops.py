@@ -90,26 +90,44 @@ async def test_provider_errors_are_counted(make_bridge: Any) -> None:
                  reason="unreachable") >= 1
 
 
-async def test_healthz_ok_then_degraded_when_the_provider_is_unreachable(
-        bridge: Bridge, make_bridge: Any) -> None:
-    async with await bridge.register() as ecr:
-        await ecr.call("sale", {**SALE, "order_no": "H1", "amount": "1.00"})
-    status, ctype, _ = await get_text(f"{bridge.http}/healthz")
-    assert status == 200 and ctype.startswith("application/json")
-    async with aiohttp.ClientSession() as http, http.get(f"{bridge.http}/healthz") as resp:
-        report = await resp.json()
-    assert report["status"] == "ok" and report["journal"] == "ok"
-    assert report["providers"]["codepay"]["reachable"] is True
+async def healthz(bridge: Bridge, done: Any = lambda r: True) -> tuple[int, dict[str, Any]]:
+    """/healthz, polled (bounded) until ``done(report)``: the start-up probe runs in the
+    background."""
+    for _ in range(100):
+        async with aiohttp.ClientSession() as http, http.get(f"{bridge.http}/healthz") as resp:
+            assert resp.headers["Content-Type"].startswith("application/json")
+            status, report = resp.status, await resp.json()
+        if done(report):
+            break
+        await asyncio.sleep(0.05)
+    return status, report
 
-    down: Bridge = await make_bridge(codepay={"base_url": "http://127.0.0.1:9"}, expires_s=1)
-    async with await down.register() as ecr:
-        await ecr.call("sale", {**SALE, "order_no": "H2", "amount": "1.00", "wait": False})
-        await asyncio.sleep(0.5)
-    async with aiohttp.ClientSession() as http, http.get(f"{down.http}/healthz") as resp:
-        assert resp.status == 503
-        report = await resp.json()
-    assert report["status"] == "degraded"
+
+def probed(name: str) -> Any:
+    return lambda r: r["providers"][name]["reachable"] is not None
+
+
+async def test_healthz_probes_the_providers_at_start(bridge: Bridge) -> None:
+    status, report = await healthz(bridge, lambda r: probed("codepay")(r) and probed("ucanpay")(r))
+    assert status == 200 and report["status"] == "ok" and report["journal"] == "ok"
+    assert report["providers"]["codepay"] == {
+        "reachable": True, "error": None, "checked_at": report["providers"]["codepay"][
+            "checked_at"]}
+    assert report["providers"]["ucanpay"]["reachable"] is True
+    assert report["devices"]["printers"] == {"lane-1": "ok", "lane-2": "ok"}
+    # the probe asked about an order that does not exist; no payment was touched
+    assert bridge.sims.codepay.create_count("PBHEALTHPROBE") == 0
+    async with await bridge.register() as ecr:
+        listed = await ecr.call("transactions.list", {})
+    assert listed["items"] == []
+
+
+async def test_healthz_degraded_when_the_provider_is_unreachable(make_bridge: Any) -> None:
+    down: Bridge = await make_bridge(codepay={"base_url": "http://127.0.0.1:9"})
+    status, report = await healthz(down, probed("codepay"))
+    assert status == 503 and report["status"] == "degraded"
     assert report["providers"]["codepay"]["reachable"] is False
+    assert report["providers"]["codepay"]["error"]
 
 
 async def test_forged_and_wrong_amount_codepay_notifications_are_rejected(
@@ -157,6 +175,10 @@ async def test_responses_signed_with_another_key_are_never_success(
         later = await ecr.call("status", {"order_no": "W1"})
         assert later["state"] in ("pending", "unknown"), later
     assert b.sims.codepay.create_count("W1") == 1
+    # ... and /healthz says the provider's answers cannot be trusted
+    status, report = await healthz(b, lambda r: r["providers"]["codepay"]["reachable"]
+                                   is not None)
+    assert status == 503 and report["providers"]["codepay"]["error"]
 
 
 def signing_key_pair() -> Any:
