@@ -79,7 +79,10 @@ def ucanpay_provider(cfg: UCanPayConfig, notify: str) -> UCanPayProvider:
         public_key=(load_public_key(cfg.public_key_file.read_bytes())
                     if cfg.public_key_file else None),
         scheme=SignScheme(cfg.sign_scheme), md5_key=cfg.md5_key, currency=cfg.currency,
-        notify_url=notify, refund_notify_url=notify + "/refund",
+        # Without a public_url the notify URLs are relative here; set_notify_url gives both
+        # their absolute form once the HTTP listener is bound (see _fix_notify_urls).
+        notify_url=notify,
+        refund_notify_url=notify + "/refund" if notify.startswith("http") else None,
         qr_timeout_s=cfg.qr_timeout_s, timeout_s=cfg.timeout_s)
 
 
