@@ -1,30 +1,51 @@
 """QR codes for the wallet deeplink: the module matrix and a PNG of it.
 
-Pure and synchronous (``qrcode`` builds the matrix, pillow draws it); the event loop calls
-:func:`render_qr_png_async`, which runs the same work in a thread. Error correction is at least
-``M`` (a slip may be creased or a screen may glare) and the PNG always keeps the 4-module quiet
-zone the QR standard requires, so a phone can scan it at once.
+The symbol comes from zxing-cpp's encoder (C++: about 0.5 ms for a deeplink, best mask
+included), pillow draws it. The pure-Python ``qrcode`` package took about 10 ms per symbol,
+most of it choosing the mask, and held the GIL all that time, so the event loop stalled even
+though the work ran in a thread (see bench/README.md). The event loop calls
+:func:`render_qr_png_async`, which runs the same work in a thread.
+
+Error correction is at least ``M`` (a slip may be creased or a screen may glare) and the PNG
+always keeps the 4-module quiet zone the QR standard requires, so a phone can scan it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
-import qrcode
-import qrcode.constants
-from PIL import Image
+import zxingcpp
+from PIL import Image, ImageOps
 
 __all__ = ["EC_LEVELS", "MIN_BORDER", "qr_image", "qr_matrix", "render_qr_png",
            "render_qr_png_async"]
 
 # "L" (7 %) is deliberately absent: a wallet QR must survive a crease or a glare.
-EC_LEVELS: dict[str, int] = {
-    "M": qrcode.constants.ERROR_CORRECT_M,
-    "Q": qrcode.constants.ERROR_CORRECT_Q,
-    "H": qrcode.constants.ERROR_CORRECT_H,
-}
+EC_LEVELS: tuple[str, ...] = ("M", "Q", "H")
 MIN_BORDER = 4  # quiet zone in modules, ISO/IEC 18004
+# The most a QR code holds in byte mode at level M (version 40); longer data is refused.
+_MAX_BYTES_AT = {"M": 2331, "Q": 1663, "H": 1273}
+
+
+def _symbol(data: str, ec: str) -> Image.Image:
+    """One pixel per module, no quiet zone, mode "L": 0 = dark, 255 = light."""
+    if ec not in EC_LEVELS:
+        raise ValueError(f"error correction must be one of {list(EC_LEVELS)}, not {ec!r}")
+    if not data:
+        raise ValueError("a QR code needs data")
+    if len(data.encode("utf-8")) > _MAX_BYTES_AT[ec]:
+        raise ValueError(f"{len(data)} characters do not fit in a QR code")
+    try:
+        code = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode, ec_level=ec)
+    except ValueError as exc:  # zxing-cpp refuses what does not fit
+        raise ValueError(f"{len(data)} characters do not fit in a QR code: {exc}") from exc
+    # zxingcpp.Image exports the buffer protocol (8-bit, row-major); its stubs do not say so.
+    image: Any = code.to_image(scale=1, add_quiet_zones=False)
+    pixels = memoryview(image)
+    height, width = pixels.shape or (0, 0)
+    return Image.frombytes("L", (width, height), pixels.tobytes())
 
 
 def qr_matrix(data: str, *, ec: str = "M") -> tuple[tuple[bool, ...], ...]:
@@ -33,17 +54,10 @@ def qr_matrix(data: str, *, ec: str = "M") -> tuple[tuple[bool, ...], ...]:
     The smallest version that holds ``data`` at error correction ``ec`` ("M", "Q" or "H") is
     chosen. Raises ValueError for an unknown level, empty data or data too long for any version.
     """
-    if ec not in EC_LEVELS:
-        raise ValueError(f"error correction must be one of {sorted(EC_LEVELS)}, not {ec!r}")
-    if not data:
-        raise ValueError("a QR code needs data")
-    code = qrcode.QRCode(version=None, error_correction=EC_LEVELS[ec], box_size=1, border=0)
-    code.add_data(data)
-    try:
-        code.make(fit=True)
-    except qrcode.exceptions.DataOverflowError as exc:
-        raise ValueError(f"{len(data)} characters do not fit in a QR code") from exc
-    return tuple(tuple(bool(m) for m in row) for row in code.get_matrix())
+    symbol = _symbol(data, ec)
+    side = symbol.width
+    flat = symbol.tobytes()
+    return tuple(tuple(v == 0 for v in flat[y * side:(y + 1) * side]) for y in range(side))
 
 
 def qr_image(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M") -> Image.Image:
@@ -54,27 +68,18 @@ def qr_image(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "
         raise ValueError("scale must be at least 1 pixel per module")
     if border < MIN_BORDER:
         raise ValueError(f"the quiet zone must be at least {MIN_BORDER} modules")
-    matrix = qr_matrix(data, ec=ec)
-    side = len(matrix) + 2 * border
-    # Draw one pixel per module, then scale by a whole factor with nearest-neighbour sampling,
-    # so every module stays a crisp square of exactly scale x scale pixels.
-    small = Image.new("1", (side, side), 1)
-    pixels = [1] * (side * side)
-    for y, row in enumerate(matrix):
-        base = (y + border) * side + border
-        for x, dark in enumerate(row):
-            if dark:
-                pixels[base + x] = 0
-    small.putdata(pixels)
+    small = ImageOps.expand(_symbol(data, ec), border=border, fill=255).convert("1")
     if scale == 1:
         return small
-    return small.resize((side * scale, side * scale), Image.Resampling.NEAREST)
+    # Nearest-neighbour by a whole factor: every module stays a crisp scale x scale square.
+    side = small.width * scale
+    return small.resize((side, side), Image.Resampling.NEAREST)
 
 
 def render_qr_png(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M") -> bytes:
-    """:func:`qr_image` encoded as PNG bytes."""
+    """:func:`qr_image` encoded as PNG bytes (1-bit, so small without extra compression work)."""
     out = io.BytesIO()
-    qr_image(data, scale=scale, border=border, ec=ec).save(out, format="PNG", optimize=True)
+    qr_image(data, scale=scale, border=border, ec=ec).save(out, format="PNG")
     return out.getvalue()
 
 
