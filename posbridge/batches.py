@@ -15,8 +15,10 @@ whose every step is recorded before the next one starts, so a crash anywhere res
 
 On resume, a batch still ``closing`` with ``close_sent`` may or may not have been closed at
 the provider. The provider's open-batch count tells: if it still holds *B*'s card
-transactions the close did not happen and is sent; otherwise it is recorded as closed
-without a second ``batch.close``. An empty batch is never closed twice.
+transactions the close did not happen and is sent; otherwise — or when the figures cannot be
+read — it is recorded as closed without a second ``batch.close``. A batch is never closed
+twice; if the open-batch figures cannot be read before the first send, the close goes ahead
+and its ``discrepancy`` says the totals could not be checked.
 """
 
 from __future__ import annotations
@@ -64,10 +66,13 @@ def provider_figures(data: dict[str, object], currency: str) -> tuple[int, int] 
 
 
 def discrepancy(bridge: tuple[int, int], provider: tuple[int, int] | None,
-                currency: str) -> dict[str, object]:
-    """Empty when the figures agree; else both sides of every figure that differs."""
+                currency: str, *, why: str = "no figures in its answer") -> dict[str, object]:
+    """Empty when the figures agree; else both sides of every figure that differs.
+
+    Without the provider's figures nothing can be compared: that is reported (``why``), never
+    taken as agreement."""
     if provider is None:
-        return {"provider": "no figures"}
+        return {"provider": why}
     out: dict[str, object] = {}
     if bridge[0] != provider[0]:
         out["count"] = {"bridge": bridge[0], "provider": provider[0]}
@@ -143,11 +148,15 @@ class Batches:
         card_totals = await self.journal.read(lambda r: r.batch_totals(sn, no, "codepay"))
         currency = next(iter(card_totals), None) or next(iter(totals), None) or "USD"
         bridge = card_figures(card_totals)
+        why = "no figures in its answer"
         try:
             open_data = await self.provider.open_batch(sn)
         except PaymentError as exc:
-            raise RequestError(1007, "provider_unreachable",
-                               f"cannot read the provider's open batch: {exc.message}") from exc
+            # The figures only check the bridge's totals: without them the close still goes
+            # ahead (the end of day must not hang on a check), and the report says so.
+            bound.warning("open_batch_unavailable", error=exc.message)
+            open_data = {"error": exc.message}
+            why = f"open-batch figures unavailable: {exc.message}"
         figures = provider_figures(open_data, currency)
         if batch.close_sent and (bridge[0] == 0 or figures is None or figures[0] < bridge[0]):
             # The provider no longer holds this batch's transactions: it was closed.
@@ -155,7 +164,7 @@ class Batches:
             result: dict[str, object] = {"resumed": True, "open_batch_after": open_data}
             diff = batch.discrepancy or {}
         else:
-            diff = discrepancy(bridge, figures, currency) if not batch.close_sent else (
+            diff = discrepancy(bridge, figures, currency, why=why) if not batch.close_sent else (
                 batch.discrepancy or {})
             batch = await self.journal.run(lambda tx: _mark_sent(tx, batch, diff))
             try:

@@ -144,6 +144,8 @@ class CodePayConfig:
     basic_auth_password: str | None = field(default=None, repr=False)
     poll_interval_s: float = 2.0
     timeout_s: float = 10.0
+    # Seed 003 describes "Get Open Batch" without naming its method: a switch (PROVIDERS.md).
+    open_batch_method: str = "batch.open.query"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -616,9 +618,18 @@ def _codepay(t: _Table) -> CodePayConfig:
         expires_s=t.integer("expires_s", default=180), sign_type=sign_type,
         basic_auth_user=user, basic_auth_password=password,
         poll_interval_s=t.seconds("poll_interval_s", default=2.0),
-        timeout_s=t.seconds("timeout_s", default=10.0))
+        timeout_s=t.seconds("timeout_s", default=10.0),
+        open_batch_method=_method_name(t, "open_batch_method", "batch.open.query"))
     t.done()
     return config
+
+
+def _method_name(t: _Table, key: str, default: str) -> str:
+    name = t.text(key, default=default)
+    if not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*", name) or len(name) > 32:
+        raise t.fail(key, f"must be a CodePay method name such as {default!r} "
+                          "(dotted lower-case words, at most 32 characters)")
+    return name
 
 
 def _ucanpay(t: _Table) -> UCanPayConfig:
@@ -739,6 +750,7 @@ def _cross_check(config: Config) -> None:
         if term.name != term.sn and owners.setdefault(term.name, n) != n:
             raise ConfigError(f"terminals[{n}].name",
                               "another terminal already has this name or serial number")
+    _check_notify_url_lengths(config)
     displays = {d.name for d in config.displays}
     printers = {p.name for p in config.printers}
     for n, term in enumerate(config.terminals):
@@ -770,3 +782,21 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+
+# The longest notification URL each provider is given (public_url + this path), and the most
+# it accepts: UCanPay's notifyUrl is String(64) (seed 001), CodePay's notify_url <= 256 (seed 003).
+_NOTIFY_LIMITS: Final = (("ucanpay", "/notify/ucanpay/refund", 64),
+                         ("codepay", "/notify/codepay", 256))
+
+
+def _check_notify_url_lengths(config: Config) -> None:
+    url = config.bridge.public_url
+    if not url:
+        return  # derived from http_listen: always short enough
+    for section, path, limit in _NOTIFY_LIMITS:
+        if getattr(config, section) is not None and len(url) + len(path) > limit:
+            raise ConfigError(
+                "bridge.public_url",
+                f"too long for {section}: its notification URL ({url}{path}) may have at most "
+                f"{limit} characters; use at most {limit - len(path)} here")

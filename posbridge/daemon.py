@@ -68,7 +68,8 @@ def codepay_provider(cfg: CodePayConfig, notify: str) -> CodePayProvider:
         gateway_public_key=(load_public_key(cfg.gateway_public_key_file.read_bytes())
                             if cfg.gateway_public_key_file else None),
         sign_type=cfg.sign_type, basic_auth=basic, notify_url=notify,
-        expires_s=cfg.expires_s, timeout_s=cfg.timeout_s)
+        expires_s=cfg.expires_s, timeout_s=cfg.timeout_s,
+        open_batch_method=cfg.open_batch_method)
 
 
 def ucanpay_provider(cfg: UCanPayConfig, notify: str) -> UCanPayProvider:

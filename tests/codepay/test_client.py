@@ -152,6 +152,21 @@ async def test_open_batch_and_batch_close(provider: CodePayProvider,
     await provider.create(order("B1R2", 100, kind=TxnKind.REFUND, orig="B1"))
 
 
+async def test_no_notify_url_when_notifications_cannot_be_verified(
+        make_provider: Make, sim: CodePaySimulator) -> None:
+    """Basic-auth mode without a gateway key: a notification could not be verified and would
+    be refused for hours, so none is asked for (results come by polling)."""
+    url = "http://127.0.0.1:9/notify/codepay"
+    blind = make_provider(sign_type="NONE", private_key=None, gateway_public_key=None,
+                          basic_auth=("merchant", "s3cret"), notify_url=url)
+    await blind.create(order("NN1", 100))
+    assert "notify_url" not in sim.creates[-1]
+    checked = make_provider(sign_type="NONE", private_key=None,
+                            basic_auth=("merchant", "s3cret"), notify_url=url)
+    await checked.create(order("NN2", 100))
+    assert sim.creates[-1]["notify_url"] == url
+
+
 async def test_basic_auth_mode(make_provider: Make, sim: CodePaySimulator) -> None:
     basic = make_provider(sign_type="NONE", private_key=None, basic_auth=("merchant", "s3cret"))
     await basic.create(order("N1", 100))

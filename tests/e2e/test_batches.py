@@ -157,3 +157,16 @@ async def _next_of(ecr: Any, method: str) -> dict[str, Any]:
         note = await ecr.next_notification(5)
         if note["method"] == method:
             return dict(note)
+
+
+async def test_close_goes_ahead_when_the_open_batch_figures_are_unavailable(
+        make_bridge: Any) -> None:
+    """The gateway does not know the configured "Get Open Batch" method: the close still
+    happens (once) and the report says the totals could not be checked."""
+    b = await make_bridge(codepay={"open_batch_method": "no.such.method"})
+    async with await b.manager() as ecr:
+        await ecr.call("sale", sale("OB1", "10.00"))
+        closed = await ecr.call("batch.close", {"terminal": "lane-1"})
+    assert closed["state"] == "closed"
+    assert "unavailable" in str(closed["discrepancy"]["provider"])
+    assert b.sims.codepay.batch_closes == ["SANDBOX0000000001"]

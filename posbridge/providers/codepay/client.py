@@ -115,8 +115,11 @@ class CodePayProvider:
         positive). A lost answer or a "duplicate merchant_order_no" is OutcomeUnknown.
         """
         expires = order.expires_s if order.expires_s > 0 else self._expires_s
+        # Without a gateway key a notification cannot be verified and would be refused, so
+        # the gateway would retry it for hours: ask for none, results come by polling.
+        notify = self._notify_url if self._gateway_key is not None else None
         business = m.create_body(order, merchant_no=self._merchant_no, store_no=self._store_no,
-                                 notify_url=self._notify_url, expires_s=expires)
+                                 notify_url=notify, expires_s=expires)
         body = await self._post(m.CREATE, business, order_no=order.order_no)
         return m.parse_create_response(body, order, gateway_key=self._gateway_key)
 
