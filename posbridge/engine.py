@@ -362,7 +362,7 @@ class Engine:
         rec = await self.get(report.order_no)
         if rec is None or rec.provider != provider:
             raise NotificationRejected(f"no {provider} transaction {report.order_no!r}")
-        if report.amount is not None and report.amount not in (rec.amount, rec.amount + rec.tip):
+        if not _amount_agrees(rec, report.amount):
             raise NotificationRejected(
                 f"amount {report.amount} does not match the journal for {rec.order_no!r}")
         new = await self._apply_report(rec, report)
@@ -511,7 +511,7 @@ class Engine:
             return self._live.get(rec.order_no, rec)
         if report.outcome == Outcome.NOT_FOUND:
             return await self._not_found(rec)
-        if report.amount is not None and report.amount not in (rec.amount, rec.amount + rec.tip):
+        if not _amount_agrees(rec, report.amount):
             log.error("query_amount_mismatch", order_no=rec.order_no, reported=report.amount)
             return rec
         return await self._apply_report(rec, report)
@@ -612,6 +612,12 @@ class Engine:
         if accepted and signal is Signal.WORKING:
             signal = Signal.ACCEPTED
         current = self._live.get(rec.order_no, rec)
+        if (signal is Signal.DECLINED and not report.provider_code
+                and (current.close_sent or current.cancel_requested
+                     or self._clock() >= current.expires_at)):
+            # CodePay's status 1 is "closed/failed": without an error code, after a close
+            # or past the order's expiry, it is the close, not a card declined.
+            signal = Signal.CANCELLED
         if signal is Signal.APPROVED and current.error_code == "reversed":
             # A reversed order's money went back; a payment report sent before the reverse
             # is stale, not a late approval.
@@ -746,6 +752,20 @@ class Engine:
     @property
     def live_count(self) -> int:
         return len(self._live)
+
+
+def _amount_agrees(rec: TxnRecord, reported: int | None) -> bool:
+    """Whether the provider's amount for ``rec`` matches the journal (None: not stated).
+
+    A sale may be reported with or without its tip. A void is sent for the original's whole
+    captured amount; the seed does not say whether the gateway then reports it with or without
+    the original's tip, so any positive amount up to that is taken (the signature already
+    vouches for the sender)."""
+    if reported is None:
+        return True
+    if rec.kind is TxnKind.VOID:
+        return 0 < reported <= rec.amount
+    return reported in (rec.amount, rec.amount + rec.tip)
 
 
 def _updated(rec: TxnRecord) -> dict[str, object]:

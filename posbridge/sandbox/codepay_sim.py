@@ -242,6 +242,9 @@ class CodePaySimulator:
         self.orders: dict[str, SimOrder] = {}
         self.notifications_sent: list[SentNotification] = []
         self.batch_closes: list[str] = []
+        # What a closed or expired order reports: 3 (cancelled). PROVIDERS.md gives 1 as
+        # "closed/failed", so a test may set FAILED to play a gateway that reports closes so.
+        self.closed_status = TransStatus.CANCELLED
         self._online: dict[str, bool] = {}
         self._batches: dict[str, _Batch] = {}
         self._by_trans_no: dict[str, SimOrder] = {}
@@ -475,11 +478,11 @@ class CodePaySimulator:
             raise _Refusal("ORDER_NOT_EXIST")
         if order.status is TransStatus.CREATED:
             self._stop_terminal(order)
-            self._set_final(order, TransStatus.CANCELLED)
+            self._set_final(order, self.closed_status)
             if order.behaviour is Behaviour.LATE_APPROVAL:
                 self._terminal_tasks[order.merchant_order_no] = self._spawn(
                     self._late_approval(order))
-        elif order.status is not TransStatus.CANCELLED:
+        elif order.status is not self.closed_status or order.error_code:
             raise _Refusal("ORDER_STATUS_ERROR", f"trans_status {int(order.status)}")
         return {"message_id": "M" + _digits(21), "trans_no": order.trans_no}
 
@@ -570,7 +573,7 @@ class CodePaySimulator:
 
     def _expired(self, order: SimOrder) -> None:
         if order.status not in FINAL:
-            self._set_final(order, TransStatus.CANCELLED)
+            self._set_final(order, self.closed_status)
             log.info("codepay_sim_expired", order_no=order.merchant_order_no)
 
     def _stop_terminal(self, order: SimOrder) -> None:

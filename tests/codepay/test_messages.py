@@ -129,6 +129,14 @@ def test_answer_signed_by_another_key_is_bad_signature(
         m.parse_query_response(forged, order("S1"), gateway_key=gateway_key.public_key())
 
 
+def test_an_unsigned_refusal_is_not_believed_but_its_words_are_kept(
+        gateway_key: RSAPrivateKey) -> None:
+    raw = b'{"code":"40001","msg":"terminal not bound","psn":"1"}'
+    with pytest.raises(BadSignature) as err:
+        m.parse_response(raw, gateway_key=gateway_key.public_key())
+    assert "40001" in err.value.message and "terminal not bound" in err.value.message
+
+
 def test_answer_with_altered_data_or_no_sign_is_bad_signature(
         gateway_key: RSAPrivateKey) -> None:
     good = json.loads(answer(gateway_key, {"trans_status": 1}))

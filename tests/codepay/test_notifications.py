@@ -155,3 +155,34 @@ def test_parse_notification_rejects_another_key_directly(
         provider: CodePayProvider, stranger_key: RSAPrivateKey) -> None:
     with pytest.raises(NotificationRejected):
         provider.parse_notification(_forge(stranger_key), {})
+
+
+def test_a_form_encoded_notification_is_verified_like_a_json_one(
+        provider: CodePayProvider, gateway_key: RSAPrivateKey,
+        stranger_key: RSAPrivateKey) -> None:
+    from urllib.parse import urlencode
+
+    def form(key: RSAPrivateKey) -> bytes:
+        note = {"merchant_no": MERCHANT_NO, "merchant_order_no": "F1", "trans_no": "5021",
+                "trans_status": "2", "order_amount": "12.00", "price_currency": "USD",
+                "sign_type": "RSA2"}
+        note["sign"] = sign(note, key)
+        return urlencode(note).encode()
+
+    report = provider.parse_notification(form(gateway_key), {})
+    assert (report.order_no, report.outcome, report.amount) == ("F1", Outcome.APPROVED, 1200)
+    with pytest.raises(NotificationRejected):
+        provider.parse_notification(form(stranger_key), {})
+
+
+def test_a_signature_folded_over_lines_still_verifies(
+        provider: CodePayProvider, gateway_key: RSAPrivateKey) -> None:
+    note = m.parse_json(_forge(gateway_key))
+    assert note is not None
+    flat = str(note["sign"])
+    note["sign"] = "\n".join(flat[i:i + 76] for i in range(0, len(flat), 76))
+    report = provider.parse_notification(m.dumps(note).encode(), {})
+    assert report.outcome is Outcome.APPROVED
+    note["sign"] = flat[:-4] + "AAAA"  # and a wrong one still fails
+    with pytest.raises(NotificationRejected):
+        provider.parse_notification(m.dumps(note).encode(), {})

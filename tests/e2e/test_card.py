@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from posbridge.client import EcrClient, EcrError
+from posbridge.providers.codepay.messages import TransStatus
 
 from .conftest import PIN, Bridge
 from .events import txn_events, txn_states
@@ -230,3 +231,20 @@ async def test_an_approval_after_a_cancel_is_surfaced_not_dropped(bridge: Bridge
     async with await bridge.manager() as office:
         batches = await office.call("batch.status", {"terminal": "lane-1"})
     assert batches[0]["totals"]["USD"]["sales"] == "9.30"
+
+
+@pytest.mark.parametrize(("action", "state"), [("cancel", "cancelled"), ("expire", "expired")])
+async def test_a_close_reported_as_status_1_is_not_a_decline(
+        make_bridge: Any, action: str, state: str) -> None:
+    """PROVIDERS.md: trans_status 1 is "closed/failed". A gateway that reports a close as 1
+    (no error code) gives cancelled or expired, never declined."""
+    b: Bridge = await make_bridge(expires_s=2)
+    b.sims.codepay.closed_status = TransStatus.FAILED
+    async with await b.register() as ecr:
+        if action == "cancel":
+            await ecr.call("sale", sale("S1C", "12.10", wait=False))  # the terminal is silent
+            txn = await ecr.call("cancel", {"order_no": "S1C"})
+        else:
+            txn = await ecr.call("sale", sale("S1C", "12.10"))
+    assert txn["state"] == state, txn
+    assert b.sims.codepay.orders["S1C"].status is TransStatus.FAILED
