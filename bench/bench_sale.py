@@ -1,16 +1,29 @@
 """Card sale latency and throughput through the bridge, against the same simulator called
 directly (signing and verification, no bridge), measured in one run.
 
-    python bench/bench_sale.py [--sales 300] [--registers 200] [--seconds 10]
+    python bench/bench_sale.py [--sales 300] [--registers 200] [--seconds 8]
+                               [--approve-delay 0] [--profile-bridge FILE]
 
 Three processes on this machine: the CodePay simulator (``posbridge simulate``), the daemon
-(``posbridge serve``), and this driver. Prints medians, p99, sales/s and the ratios.
+(``posbridge serve``, JSON logs to /dev/null, journal on the local disk with
+``synchronous=FULL``) and this driver. The simulator's ``--approve-delay`` is one setting of
+the one simulator process, so the bridge and the direct baseline see the same terminal.
 
 * latency, one register: sequential sales through the bridge (``sale`` with ``wait``: the
-  register's view, request to final state) vs. the driver itself doing ``create`` + ``query``
-  until approved with the bridge's own CodePay client (signing and verifying every message);
-* throughput: ``--registers`` WebSocket connections each running sales back to back for
-  ``--seconds``; completed (final) sales per second.
+  register's view, request sent to the final ``approved`` answer received) vs. the driver
+  itself doing ``create`` + ``query`` until approved with the bridge's own CodePay client
+  (signing every request, verifying every answer) — best case for the baseline: it queries
+  again at once, where the bridge waits for the signed notification. The two alternate in
+  blocks so that drift (CPU frequency, page cache) hits both alike;
+* throughput: ``--registers`` WebSocket connections (one configured register identity and one
+  terminal each, as in a store) running sales back to back for ``--seconds``; a sale counts
+  once its register has the final answer. The same number of direct clients, each doing
+  create + query loops against the simulator, gives the simulator's own ceiling on this
+  machine in the same run. CPU seconds of each process over each phase are read from
+  ``/proc`` (Linux), so the report says which process was the bottleneck.
+
+Register tokens are hashed with a cheap scrypt cost (``ln=4``) so 200 registers configure in
+a second; authentication happens before any timed phase.
 """
 
 from __future__ import annotations
@@ -18,25 +31,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from posbridge import logs
 from posbridge.client import EcrClient
 from posbridge.errors import OutcomeUnknown
+from posbridge.metrics import percentile
 from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
 from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.sandbox.keys import load_private_key, load_public_key
 from posbridge.sandbox.runtime import APP_ID, MERCHANT_NO
 from posbridge.secrets import hash_secret
 
-TOKEN = "bench-register-token-0123456789abcdef"
-TERMINAL = "SANDBOX0000000001"
+BLOCK = 25  # latency: direct and bridged alternate in blocks of this many sales
+TARGET_RATIO = 2.0
+TARGET_RATE = 1000.0
+
+
+def token(k: int) -> str:
+    return f"bench-register-token-{k:04d}-0123456789abcdef"
+
+
+def terminal_sn(k: int) -> str:
+    return f"BENCH{k:012d}"
 
 
 def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> Any:
@@ -50,95 +77,93 @@ def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     raise SystemExit(f"{path} did not appear")
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by each named process between start() and stop()."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._t0 = 0.0
+        self._c0: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._c0 = {n: cpu_seconds(p) for n, p in self.pids.items()}
+
+    def stop(self) -> str:
+        wall = time.perf_counter() - self._t0
+        used = {n: cpu_seconds(p) - self._c0[n] for n, p in self.pids.items()}
+        return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
 
 
 def describe(name: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
-    return (f"{name:<28} n={len(ms):<5} median {statistics.median(ms):7.2f} ms"
-            f"   p99 {pct(ms, 0.99):7.2f} ms")
+    return (f"{name:<26} n={len(ms):<5} median {statistics.median(ms):7.2f} ms"
+            f"   p99 {percentile(ms, 0.99):7.2f} ms")
 
 
-async def direct(sim: dict[str, Any], keys: Path, n: int) -> list[float]:
-    provider = CodePayProvider(
-        base_url=sim["codepay"], app_id=APP_ID, merchant_no=MERCHANT_NO, store_no=None,
-        private_key=load_private_key((keys / "merchant_private.pem").read_bytes()),
-        gateway_public_key=load_public_key((keys / "codepay_gateway_public.pem").read_bytes()),
-        notify_url=None, expires_s=60, timeout_s=10)
-    out = []
-    try:
-        for i in range(n):
-            order = PaymentOrder(order_no=f"D{os.getpid()}x{i}", kind=TxnKind.SALE, amount=100,
-                                 currency="USD", terminal_sn=TERMINAL, description="bench")
-            t0 = time.perf_counter()
-            await provider.create(order)
-            while True:
-                try:
-                    report = await provider.query(order)
-                except OutcomeUnknown:
-                    continue
-                if report.outcome is Outcome.APPROVED:
-                    break
-            out.append(time.perf_counter() - t0)
-    finally:
-        await provider.aclose()
-    return out
+class Direct:
+    """The baseline: the bridge's CodePay client straight to the simulator."""
+
+    def __init__(self, sim: dict[str, Any], keys: Path) -> None:
+        self.provider = CodePayProvider(
+            base_url=sim["codepay"], app_id=APP_ID, merchant_no=MERCHANT_NO, store_no=None,
+            private_key=load_private_key((keys / "merchant_private.pem").read_bytes()),
+            gateway_public_key=load_public_key(
+                (keys / "codepay_gateway_public.pem").read_bytes()),
+            notify_url=None, expires_s=60, timeout_s=30)
+
+    async def sale(self, order_no: str, sn: str) -> float:
+        order = PaymentOrder(order_no=order_no, kind=TxnKind.SALE, amount=100,
+                             currency="USD", terminal_sn=sn, description="bench")
+        t0 = time.perf_counter()
+        await self.provider.create(order)
+        while True:
+            try:
+                report = await self.provider.query(order)
+            except OutcomeUnknown:
+                continue
+            if report.outcome is Outcome.APPROVED:
+                return time.perf_counter() - t0
+            if report.outcome is not Outcome.PENDING:
+                raise SystemExit(f"direct sale {order_no}: {report.outcome}")
 
 
-async def bridged(url: str, n: int, prefix: str) -> list[float]:
-    out = []
-    async with await EcrClient.connect(url, TOKEN) as ecr:
-        for i in range(n):
-            t0 = time.perf_counter()
-            txn = await ecr.call("sale", {"terminal": "lane-1", "order_no": f"{prefix}{i}",
-                                          "amount": "1.00", "currency": "USD"})
-            assert txn["state"] == "approved", txn
-            out.append(time.perf_counter() - t0)
-    return out
+async def bridged_sale(ecr: EcrClient, order_no: str, terminal: str) -> float:
+    t0 = time.perf_counter()
+    txn = await ecr.call("sale", {"terminal": terminal, "order_no": order_no,
+                                  "amount": "1.00", "currency": "USD"}, timeout=120)
+    elapsed = time.perf_counter() - t0
+    if txn["state"] != "approved":
+        raise SystemExit(f"bridged sale {order_no}: {txn['state']}")
+    return elapsed
 
 
-async def throughput(url: str, registers: int, seconds: float) -> tuple[int, float]:
-    clients = await asyncio.gather(*(EcrClient.connect(url, TOKEN) for _ in range(registers)))
-    done = 0
+async def rate(lanes: int, seconds: float,
+               sale: Callable[[int, int], Awaitable[float]]) -> tuple[int, float, list[float]]:
+    """``lanes`` loops of back-to-back sales until ``seconds`` pass; every sale started is
+    waited for, and the elapsed time runs until the last one finished."""
     stop_at = time.perf_counter() + seconds
+    latencies: list[float] = []
 
-    async def lane(k: int, ecr: EcrClient) -> None:
-        nonlocal done
+    async def lane(k: int) -> None:
         i = 0
         while time.perf_counter() < stop_at:
-            txn = await ecr.call("sale", {"terminal": "lane-1", "order_no": f"T{k}x{i}",
-                                          "amount": "1.00", "currency": "USD"}, timeout=60)
-            assert txn["state"] == "approved", txn
-            done += 1
+            latencies.append(await sale(k, i))
             i += 1
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(lane(k, c) for k, c in enumerate(clients)))
-    elapsed = time.perf_counter() - t0
-    await asyncio.gather(*(c.close() for c in clients))
-    return done, elapsed
+    await asyncio.gather(*(lane(k) for k in range(lanes)))
+    return len(latencies), time.perf_counter() - t0, latencies
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sales", type=int, default=300)
-    ap.add_argument("--registers", type=int, default=200)
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--sign-type", choices=("RSA2", "NONE"), default="RSA2")
-    args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="posbridge-bench-"))
-    sim_proc = subprocess.Popen(
-        [sys.executable, "-m", "posbridge", "simulate", "--data-dir", str(tmp / "sim"),
-         "--ready-file", str(tmp / "sim.json"), "--approve-delay", "0"],
-        stderr=subprocess.DEVNULL)
-    sim = wait_file(tmp / "sim.json", sim_proc)
-    keys = tmp / "sim" / "keys"
-    clients = "\n".join(
-        f'[[ecr_clients]]\nname = "lane-{i}"\nrole = "cashier"\ntoken_hash = "{h}"\n'
-        for i, h in enumerate([hash_secret(TOKEN)]))
-    (tmp / "bridge.toml").write_text(f"""
+def write_config(tmp: Path, sim: dict[str, Any], keys: Path, registers: int) -> Path:
+    lines = [f"""
 [bridge]
 data_dir = "{tmp / 'data'}"
 ecr_listen = "127.0.0.1:0"
@@ -147,7 +172,6 @@ public_url = ""
 max_amount = "10000.00"
 log_format = "json"
 
-{clients}
 [manager]
 
 [codepay]
@@ -157,39 +181,166 @@ merchant_no = "{MERCHANT_NO}"
 private_key_file = "{keys / 'merchant_private.pem'}"
 gateway_public_key_file = "{keys / 'codepay_gateway_public.pem'}"
 expires_s = 120
+"""]
+    for k in range(registers):
+        lines.append(f'[[ecr_clients]]\nname = "register-{k}"\nrole = "cashier"\n'
+                     f'token_hash = "{hash_secret(token(k), log2_n=4)}"\n'
+                     f'[[terminals]]\nsn = "{terminal_sn(k)}"\nname = "lane-{k}"\n')
+    path = tmp / "bridge.toml"
+    path.write_text("\n".join(lines))
+    return path
 
-[[terminals]]
-sn = "{TERMINAL}"
-name = "lane-1"
-""")
-    env = dict(os.environ)
-    bridge_proc = subprocess.Popen(
-        [sys.executable, "-m", "posbridge", "serve", "--config", str(tmp / "bridge.toml"),
-         "--ready-file", str(tmp / "bridge.json")],
-        stderr=subprocess.DEVNULL, env=env)
+
+def scrape(http: str) -> dict[str, float]:
+    """The bridge's /metrics as {"name{labels}": value}."""
+    with urllib.request.urlopen(f"{http}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def breakdown(before: dict[str, float], after: dict[str, float]) -> str:
+    """What the bridge's own metrics say about one phase (differences of counters)."""
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    parts = []
+    for what in ("create", "query"):
+        key = f'posbridge_provider_request_seconds_{{}}{{{{method="{what}",provider="codepay"}}}}'
+        n = delta(key.format("count"))
+        if n:
+            parts.append(f"{what} {n:.0f} x {1000 * delta(key.format('sum')) / n:.1f} ms")
+    n = delta("posbridge_journal_commit_seconds_count")
+    if n:
+        parts.append(f"journal commits {n:.0f} x "
+                     f"{1000 * delta('posbridge_journal_commit_seconds_sum') / n:.2f} ms")
+    lag = "posbridge_event_loop_lag_seconds_bucket"
+    buckets = sorted((float(k.split('le="')[1].split('"')[0]), delta(k))
+                     for k in after if k.startswith(lag))
+    total = buckets[-1][1] if buckets else 0.0
+    if total:
+        bound = next(le for le, cum in buckets if cum >= 0.99 * total)
+        parts.append(f"loop lag p99 <= {bound * 1000:g} ms ({total:.0f} samples)")
+    return "   bridge: " + ", ".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sales", type=int, default=300, help="latency: sales of each kind")
+    ap.add_argument("--registers", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=8.0, help="each throughput phase")
+    ap.add_argument("--approve-delay", type=float, default=0.0,
+                    help="the simulated terminal's time per card (same for both sides)")
+    ap.add_argument("--profile-bridge", type=Path, default=None,
+                    help="run the daemon under cProfile and write the stats here")
+    args = ap.parse_args()
+    registers = max(1, args.registers)
+    logs.configure("json", logging.WARNING)  # the driver's CodePay client: no debug lines
+    tmp = Path(tempfile.mkdtemp(prefix="posbridge-bench-"))
+    sim_proc = subprocess.Popen(
+        [sys.executable, "-m", "posbridge", "simulate", "--data-dir", str(tmp / "sim"),
+         "--ready-file", str(tmp / "sim.json"), "--approve-delay", str(args.approve_delay)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bridge_proc: subprocess.Popen[bytes] | None = None
     try:
+        sim = wait_file(tmp / "sim.json", sim_proc)
+        keys = tmp / "sim" / "keys"
+        config = write_config(tmp, sim, keys, registers)
+        profile = (["-m", "cProfile", "-o", str(args.profile_bridge)]
+                   if args.profile_bridge else [])
+        bridge_proc = subprocess.Popen(
+            [sys.executable, *profile, "-m", "posbridge", "serve", "--config", str(config),
+             "--ready-file", str(tmp / "bridge.json")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ports = wait_file(tmp / "bridge.json", bridge_proc)
         url = f"ws://127.0.0.1:{ports['ecr_port']}/ecr"
-
-        async def run() -> None:
-            await bridged(url, 20, "W")  # warm-up
-            await direct(sim, keys, 20)
-            d = await direct(sim, keys, args.sales)
-            b = await bridged(url, args.sales, "B")
-            print(describe("direct (sign+verify)", d))
-            print(describe("through the bridge", b))
-            print(f"ratio bridge/direct: median {statistics.median(b) / statistics.median(d):.2f}"
-                  f"   p99 {pct(b, 0.99) / pct(d, 0.99):.2f}   (target median <= 2.0)")
-            done, elapsed = await throughput(url, args.registers, args.seconds)
-            print(f"throughput: {args.registers} registers, {done} sales in {elapsed:.1f} s"
-                  f" = {done / elapsed:.0f} sales/s   (target >= 1000)")
-
-        asyncio.run(run())
+        http = f"http://127.0.0.1:{ports['http_port']}"
+        meter = CpuMeter({"bridge": bridge_proc.pid, "simulator": sim_proc.pid,
+                          "driver": os.getpid()})
+        print(f"approve delay {args.approve_delay} s; {os.cpu_count()} CPUs; load average "
+              f"{os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}")
+        asyncio.run(run(args, registers, sim, keys, url, http, meter))
     finally:
-        bridge_proc.terminate()
-        sim_proc.terminate()
-        bridge_proc.wait(30)
-        sim_proc.wait(30)
+        procs = [p for p in (bridge_proc, sim_proc) if p is not None]
+        for proc in procs:
+            proc.terminate()  # SIGINT/SIGTERM: a clean stop, so cProfile writes its file
+        for proc in procs:
+            proc.wait(30)
+
+
+async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], keys: Path,
+              url: str, http: str, meter: CpuMeter) -> None:
+    direct = Direct(sim, keys)
+    pid = os.getpid()
+    clients = await asyncio.gather(*(EcrClient.connect(url, token(k))
+                                     for k in range(registers)))
+    try:
+        # -- latency, one register ---------------------------------------------------------
+        ecr = clients[0]
+        for i in range(20):  # warm-up: connections, caches, the journal file
+            await bridged_sale(ecr, f"W{pid}x{i}", "lane-0")
+            await direct.sale(f"V{pid}x{i}", terminal_sn(0))
+        d: list[float] = []
+        b: list[float] = []
+        m0 = scrape(http)
+        meter.start()
+        while len(d) < args.sales:
+            n = min(BLOCK, args.sales - len(d))
+            for _ in range(n):
+                d.append(await direct.sale(f"D{pid}x{len(d)}", terminal_sn(0)))
+            for _ in range(n):
+                b.append(await bridged_sale(ecr, f"B{pid}x{len(b)}", "lane-0"))
+        cpu = meter.stop()
+        m1 = scrape(http)
+        print("\nlatency, one register (sequential sales)" + cpu)
+        print(breakdown(m0, m1))
+        print(describe("direct (sign+verify)", d))
+        print(describe("through the bridge", b))
+        ratio = statistics.median(b) / statistics.median(d)
+        verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+        print(f"ratio bridge/direct: median {ratio:.2f}"
+              f"   p99 {percentile(b, 0.99) / percentile(d, 0.99):.2f}"
+              f"   (target median <= {TARGET_RATIO}: {verdict})")
+
+        # -- throughput ----------------------------------------------------------------------
+        async def direct_sale(k: int, i: int) -> float:
+            return await direct.sale(f"E{pid}x{k}x{i}", terminal_sn(k))
+
+        async def bridge_sale(k: int, i: int) -> float:
+            return await bridged_sale(clients[k], f"T{pid}x{k}x{i}", f"lane-{k}")
+
+        # Warm-up: one untimed sale per lane on each side. A terminal's first answer
+        # announces it on-line (a terminal.status event to every register: 200 x 200 events
+        # once after a start), and connections to the simulator open.
+        await asyncio.gather(*(direct.sale(f"U{pid}x{k}", terminal_sn(k))
+                               for k in range(registers)))
+        await asyncio.gather(*(bridged_sale(c, f"X{pid}x{k}", f"lane-{k}")
+                               for k, c in enumerate(clients)))
+        meter.start()
+        n_d, t_d, lat_d = await rate(registers, args.seconds, direct_sale)
+        cpu_d = meter.stop()
+        m0 = scrape(http)
+        meter.start()
+        n_b, t_b, lat_b = await rate(registers, args.seconds, bridge_sale)
+        cpu_b = meter.stop()
+        m1 = scrape(http)
+        print(f"\nthroughput, {registers} concurrent lanes, {args.seconds:g} s each")
+        print(f"direct (sign+verify)  {n_d:6} sales in {t_d:5.1f} s = {n_d / t_d:6.0f} sales/s"
+              f"   median {statistics.median(lat_d) * 1000:6.1f} ms" + cpu_d)
+        print(f"through the bridge    {n_b:6} sales in {t_b:5.1f} s = {n_b / t_b:6.0f} sales/s"
+              f"   median {statistics.median(lat_b) * 1000:6.1f} ms" + cpu_b)
+        print(breakdown(m0, m1))
+        rb = n_b / t_b
+        print(f"ratio bridge/direct sales/s {rb / (n_d / t_d):.2f}"
+              f"   (target >= {TARGET_RATE:.0f} sales/s through the bridge: "
+              f"{'met' if rb >= TARGET_RATE else 'MISSED'})")
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+        await direct.provider.aclose()
 
 
 if __name__ == "__main__":
