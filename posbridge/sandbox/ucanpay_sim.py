@@ -1,13 +1,27 @@
 """An embedded UCanPay simulator (aiohttp) for the sandbox and the tests.
 
-It behaves like the API reference (seed 001) says the real one does: it checks the merchant's
-signature and the required fields, enforces the ``outTradeNo`` / ``subject`` / ``body`` rules and
-order-number uniqueness (a re-entry with identical parameters returns the same order, as the
-seed's ``INVALID_REQUEST`` note implies), signs every reply's ``data`` with its own key, keeps the
-orders, refunds (at most the paid total, at most 10 per order, each ``outRefundNo`` once) and
-reverse's window (15 s .. 7 days, on the simulator's clock). Unlike the seed's tables it
-accepts orderquery / closeorder / reverse without ``ucpOrderNo`` (found by ``outTradeNo``),
-because after a lost unifiedorder answer the merchant knows only its own number.
+It behaves like the API reference (seed 001) says the real one does, and is deliberately at
+least as strict as the merchant side has to be:
+
+- the merchant's signature and the required fields are checked; a field that is sent must have
+  a value (JSON ``null`` or ``""`` is a parameter error), text fields must be strings within the
+  seed's lengths (``deviceNo`` 32, ``notifyUrl`` 64, ``refundDesc`` 64, ``nonceStr`` 32, ...),
+  and a ``notifyUrl`` must be an absolute http(s) URL without parameters;
+- every request must carry a fresh ``nonceStr`` (seed 000: "The nonceStr and sign parameters
+  are unique for each request"): a replayed one is refused, so a retry must be re-signed;
+- the ``outTradeNo`` / ``subject`` / ``body`` rules and order-number uniqueness are enforced
+  (a re-entry with the same business parameters returns the same order, as the seed's
+  ``INVALID_REQUEST`` note implies; nonce and signature are per request, not compared);
+- every reply's ``data`` is signed with the simulator's own key; orders, refunds (at most the
+  paid total, at most 10 per order, each ``outRefundNo`` once) and reverse's window (15 s ..
+  7 days, on the simulator's clock) are kept. Unlike the seed's tables it accepts orderquery /
+  closeorder / reverse without ``ucpOrderNo`` (found by ``outTradeNo``), because after a lost
+  unifiedorder answer the merchant knows only its own number.
+
+Two switches show the forms the seed allows but its samples do not: :attr:`data_as_string`
+sends ``data`` (replies and notifications) as a JSON-encoded string ("JSON字符串格式"), and
+:attr:`error_style` chooses where an error's name travels (``"errcode"``: ``data.errCode`` and
+``msg``; ``"msg"``: only inside ``msg`` text; ``"opaque"``: nowhere, ``msg`` is a human reason).
 
 The customer side: :meth:`UCanPaySimulator.scan_and_pay` (or ``POST /sandbox/pay/{ucpOrderNo}``)
 marks an order paid and POSTs a signed notification to its ``notifyUrl`` every
@@ -24,10 +38,11 @@ import asyncio
 import itertools
 import json
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -54,6 +69,21 @@ _REQUIRED: Final[dict[m.Method, tuple[str, ...]]] = {
                       "refundDesc", "notifyUrl", "nonceStr", "signType", "sign"),
     m.Method.REFUNDQUERY: ("merchantId", "outRefundNo", "nonceStr", "signType", "sign"),
 }
+# The seed's lengths (characters) for the text fields a merchant sends.
+_MAX_LEN: Final[dict[str, int]] = {
+    "merchantId": 32, "nonceStr": 32, "signType": 64, "subject": m.SUBJECT_MAX,
+    "body": m.BODY_MAX, "deviceNo": 32, "sceneType": 16, "outTradeNo": 32, "currency": 16,
+    "notifyUrl": 64, "ucpOrderNo": 32, "outRefundNo": 32, "ucpRefundNo": 32, "refundDesc": 64,
+}
+_INTEGERS: Final = frozenset({"totalAmt", "refundAmt"})
+_NONCE_MEMORY: Final = 100_000
+ErrorStyle = Literal["errcode", "msg", "opaque"]
+
+
+def _param_error(method: m.Method) -> str:
+    """The seed's name for a malformed parameter: ``PARAM_ERROR`` in the refund tables,
+    ``INVALID_REQUEST`` ("参数错误") in unifiedorder's."""
+    return "PARAM_ERROR" if method in (m.Method.REFUND, m.Method.REFUNDQUERY) else "INVALID_REQUEST"
 
 
 class SimulatorError(PosbridgeError):
@@ -140,6 +170,11 @@ class UCanPaySimulator:
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._url: str | None = None
+        self._nonces: OrderedDict[str, None] = OrderedDict()
+        self.data_as_string = False
+        """Send ``data`` as a JSON-encoded string (replies and notifications)."""
+        self.error_style: ErrorStyle = "errcode"
+        """Where an error reply's code name travels (see the module docstring)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -253,6 +288,13 @@ class UCanPaySimulator:
         if not isinstance(body, dict):
             return self._error(name, "POST_DATA_EMPTY", "body is not a JSON object")
         self.requests.append((name, body))
+        nonce = body.get("nonceStr")
+        if isinstance(nonce, str) and nonce:
+            if nonce in self._nonces:
+                return self._error(name, _param_error(method), "nonceStr was already used")
+            self._nonces[nonce] = None
+            if len(self._nonces) > _NONCE_MEMORY:
+                self._nonces.popitem(last=False)
         if self._fail[name]:
             return self._error(name, self._fail[name].pop(0), "injected failure")
         try:
@@ -264,12 +306,28 @@ class UCanPaySimulator:
             self._drop[name] -= 1
             await self._closing.wait()  # processed; the answer is "lost"
             raise web.HTTPServiceUnavailable()
-        return web.json_response({"code": 0, "msg": "SUCCESS", "data": self._signed(name, data)})
+        return web.json_response({"code": 0, "msg": "SUCCESS",
+                                  "data": self._wire(self._signed(name, data))})
 
     def _check(self, method: m.Method, body: dict[str, Any]) -> None:
         missing = [k for k in _REQUIRED[method] if body.get(k) in (None, "")]
         if missing:
             raise _Refusal("LACK_PARAMS", f"missing {', '.join(missing)}")
+        for name, value in body.items():
+            if value is None or value == "":
+                raise _Refusal(_param_error(method), f"{name} is sent without a value")
+            if name in _INTEGERS:
+                continue
+            if not isinstance(value, str):
+                raise _Refusal(_param_error(method), f"{name} must be a string")
+            limit = _MAX_LEN.get(name)
+            if limit is not None and len(value) > limit:
+                raise _Refusal(_param_error(method), f"{name} is longer than {limit} characters")
+        if "notifyUrl" in body:
+            url = urlsplit(body["notifyUrl"])
+            if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+                raise _Refusal(_param_error(method),
+                               "notifyUrl must be an absolute URL without parameters")
         if body["merchantId"] != self.merchant_id:
             raise _Refusal("NOAUTH", "unknown merchant")
         if body["signType"] == "MD5":
@@ -435,9 +493,16 @@ class UCanPaySimulator:
             key = self._other_key if isinstance(key, RSAPrivateKey) else key + "wrong"
         return sign_params(data, key, self._scheme)
 
+    def _wire(self, data: dict[str, Any]) -> dict[str, Any] | str:
+        return json.dumps(data, ensure_ascii=False) if self.data_as_string else data
+
     def _error(self, method: str, code: str, message: str) -> web.Response:
+        if self.error_style == "msg":
+            return web.json_response({"code": 1, "msg": f"{code}: {message}"})
+        if self.error_style == "opaque":
+            return web.json_response({"code": 1, "msg": f"请求失败 ({message})"})
         data = self._signed(method, {**self._common(), "errCode": code, "errMsg": message})
-        return web.json_response({"code": 1, "msg": code, "data": data})
+        return web.json_response({"code": 1, "msg": code, "data": self._wire(data)})
 
     # -- notifications -----------------------------------------------------------------------
 
@@ -445,12 +510,12 @@ class UCanPaySimulator:
         data = {**self._order_data(order), "sceneType": order.scene_type, "body": order.body}
         if order.paid_s is not None:
             data["timeEnd"] = m.format_time(order.paid_s)
-        return {"code": 0, "msg": "SUCCESS", "data": self._signed("notify", data),
+        return {"code": 0, "msg": "SUCCESS", "data": self._wire(self._signed("notify", data)),
                 "timestamp": m.format_time(self._clock())}
 
     def _refund_note(self, order: SimOrder, refund: SimRefund) -> dict[str, Any]:
         data = {**self._refund_data(order, refund), "refundTime": m.format_time(self._clock())}
-        return {"code": 0, "msg": "SUCCESS", "data": self._signed("notify", data),
+        return {"code": 0, "msg": "SUCCESS", "data": self._wire(self._signed("notify", data)),
                 "timestamp": m.format_time(self._clock())}
 
     def _notify_later(self, url: str, note: dict[str, Any]) -> None:

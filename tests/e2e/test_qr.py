@@ -176,11 +176,36 @@ async def test_lost_order_answer_and_no_clear_query_is_reversed_after_15s(
 
 
 async def test_a_provider_refusal_is_1008_with_its_code(bridge: Bridge) -> None:
-    bridge.sims.ucanpay.fail_next("unifiedorder", "ORDERPAID")
+    # INVALID_REQUEST: unifiedorder's "参数错误", a final refusal. (ORDERPAID on a create is
+    # not one: the order exists, so the bridge queries it instead.)
+    bridge.sims.ucanpay.fail_next("unifiedorder", "INVALID_REQUEST")
     async with await bridge.register() as ecr:
         with pytest.raises(EcrError) as err:
             await ecr.call("qr_sale", qr("QR8"))
         assert err.value.code == 1008
-        assert err.value.data["provider_code"] == "ORDERPAID"
+        assert err.value.data["provider_code"] == "INVALID_REQUEST"
         txn = await ecr.call("status", {"order_no": "QR8"})
-    assert txn["state"] == "failed" and txn["error"]["provider_code"] == "ORDERPAID"
+    assert txn["state"] == "failed" and txn["error"]["provider_code"] == "INVALID_REQUEST"
+
+
+async def test_orderpaid_on_a_create_is_queried_not_failed(bridge: Bridge) -> None:
+    """ORDERPAID answers a create only when the number exists: the bridge asks, and carries
+    on with what the provider says (here: no such order, so the create is sent again)."""
+    sim = bridge.sims.ucanpay
+    sim.fail_next("unifiedorder", "ORDERPAID")
+    async with await bridge.register() as ecr:
+        txn = await ecr.call("qr_sale", qr("QR9", wait=False))
+        for _ in range(100):
+            if txn["state"] == "in_progress" and txn["qr"]["deeplink"]:
+                break
+            await asyncio.sleep(0.05)
+            txn = await ecr.call("status", {"order_no": "QR9"})
+        assert txn["state"] == "in_progress", txn
+        await sim.scan_and_pay(txn["provider_ref"])
+        for _ in range(100):
+            txn = await ecr.call("status", {"order_no": "QR9"})
+            if txn["state"] == "approved":
+                break
+            await asyncio.sleep(0.05)
+    assert txn["state"] == "approved"
+    assert sim.count("unifiedorder", "QR9") == 2 and sim.count("orderquery", "QR9") >= 1

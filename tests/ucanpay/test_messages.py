@@ -9,6 +9,7 @@ import pytest
 
 from posbridge.errors import (
     BadSignature,
+    ConfigError,
     NotificationRejected,
     OutcomeUnknown,
     ProviderRejected,
@@ -55,9 +56,51 @@ def test_unifiedorder_body_has_the_seed_fields_with_integer_cents() -> None:
                           nonce="n1", scheme=SignScheme.DOUBLE_HASH)
     assert body == {"merchantId": MERCHANT, "outTradeNo": "Q1", "subject": "Coffee",
                     "body": "Coffee", "totalAmt": 850, "currency": "CAD", "sceneType": "NATIVE",
-                    "notifyUrl": "http://127.0.0.1:1/n", "deviceNo": None, "nonceStr": "n1",
+                    "notifyUrl": "http://127.0.0.1:1/n", "nonceStr": "n1", "signType": "RSA"}
+    assert "deviceNo" not in string_a(body)  # unknown values are neither sent nor signed
+
+
+@pytest.mark.parametrize(("device", "sent"), [("D" * 32, "D" * 32), ("D" * 33, None),
+                                              ("", None), (None, None), ("lane-1", "lane-1")])
+def test_device_no_is_sent_only_when_it_fits_32(device: str | None, sent: str | None) -> None:
+    body = m.unifiedorder(merchant_id=MERCHANT, order_no="Q1", subject="Coffee", body="",
+                          amount=850, currency="CAD", notify_url="http://127.0.0.1:1/n",
+                          nonce="n1", scheme=SignScheme.DOUBLE_HASH, device_no=device)
+    assert body.get("deviceNo") == sent and ("deviceNo" in body) == (sent is not None)
+
+
+@pytest.mark.parametrize("builder", [m.orderquery, m.closeorder, m.reverse])
+def test_order_bodies_leave_out_an_unknown_ucp_order_no(builder: Any) -> None:
+    body = builder(merchant_id=MERCHANT, order_no="Q1", ucp_order_no=None, nonce="n",
+                   scheme=SignScheme.DOUBLE_HASH)
+    assert body == {"merchantId": MERCHANT, "outTradeNo": "Q1", "nonceStr": "n",
                     "signType": "RSA"}
-    assert "deviceNo" not in string_a(body)  # empty values are neither sent nor signed
+
+
+def test_refundquery_body_leaves_out_unknown_numbers() -> None:
+    body = m.refundquery(merchant_id=MERCHANT, order_no=None, ucp_order_no=None,
+                         refund_no="R1", ucp_refund_no=None, nonce="n", scheme=SignScheme.MD5)
+    assert body == {"merchantId": MERCHANT, "outRefundNo": "R1", "nonceStr": "n",
+                    "signType": "MD5"}
+
+
+def test_refund_description_is_cut_at_64_characters() -> None:
+    reason = "商品已售完 ☕ " * 10  # 80 characters, many of them multi-byte
+    body = m.refund(merchant_id=MERCHANT, order_no="Q4", ucp_order_no=None, refund_no="Q4R1",
+                    total_amount=1000, refund_amount=300, reason=reason,
+                    notify_url="http://x/r", nonce="n", scheme=SignScheme.DOUBLE_HASH)
+    assert body["refundDesc"] == reason[:64] and "ucpOrderNo" not in body
+    short = m.refund(merchant_id=MERCHANT, order_no="Q4", ucp_order_no="7", refund_no="Q4R1",
+                     total_amount=1000, refund_amount=300, reason="return", notify_url="http://x/r",
+                     nonce="n", scheme=SignScheme.DOUBLE_HASH)
+    assert short["refundDesc"] == "return"
+
+
+def test_notify_url_limit() -> None:
+    m.check_notify_url("http://h/" + "x" * 55)  # 64
+    with pytest.raises(ConfigError) as err:
+        m.check_notify_url("http://h/" + "x" * 56)
+    assert err.value.key == "bridge.public_url"
 
 
 def test_refund_body_keeps_the_original_numbers() -> None:
@@ -118,6 +161,109 @@ def test_other_codes_are_provider_rejected_with_the_code(vectors: Any) -> None:
     assert err.value.provider_code == "ORDERPAID"
 
 
+def raw(reply_: dict[str, Any]) -> bytes:
+    return json.dumps(reply_, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(("reply_", "code"), [
+    ({"code": 1, "msg": "SYSTEMERROR: 系统超时"}, "SYSTEMERROR"),
+    ({"code": 1, "msg": "系统异常 BIZERR_NEED_RETRY，请重试"}, "BIZERR_NEED_RETRY"),
+    ({"code": 500, "msg": "error", "errorCode": "SYSTEMERROR"}, "SYSTEMERROR"),
+    ({"code": "SYSTEMERROR", "msg": "系统错误"}, "SYSTEMERROR"),
+    ({"code": 1, "msg": "x", "data": {"err_code": "SYSTEMERROR"}}, "SYSTEMERROR"),
+])
+def test_a_retryable_name_is_found_wherever_it_travels(vectors: Any, reply_: dict[str, Any],
+                                                       code: str) -> None:
+    with pytest.raises(m.RetryableError) as err:
+        open_(vectors, raw(reply_))
+    assert err.value.provider_code == code
+
+
+@pytest.mark.parametrize(("reply_", "code"), [
+    ({"code": 1, "msg": "ORDERPAID (商户订单已支付)"}, "ORDERPAID"),
+    ({"code": 1, "msg": "参数错误", "data": {"resultCode": "INVALID_REQUEST"}}, "INVALID_REQUEST"),
+    ({"code": 1, "msg": "ERROR"}, "ERROR"),
+    ({"code": 1, "msg": "失败", "data": {"detail": "SIGNERROR"}}, "SIGNERROR"),
+])
+def test_a_documented_name_is_a_recognised_refusal(vectors: Any, reply_: dict[str, Any],
+                                                   code: str) -> None:
+    with pytest.raises(ProviderRejected) as err:
+        open_(vectors, raw(reply_))
+    assert not isinstance(err.value, m.UnrecognizedRefusal)
+    assert err.value.provider_code == code
+
+
+@pytest.mark.parametrize(("reply_", "code"), [
+    ({"code": 1, "msg": "签名失败"}, "1"),
+    ({"code": 1, "msg": "An ERROR occurred"}, "1"),  # ERROR alone is too common a word
+    ({"code": 7, "msg": "x", "data": {"errCode": "SOMETHING_NEW"}}, "SOMETHING_NEW"),
+    ({"code": 2}, "2"),
+])
+def test_an_undocumented_error_is_an_unrecognised_refusal(
+        vectors: Any, reply_: dict[str, Any], code: str) -> None:
+    with pytest.raises(m.UnrecognizedRefusal) as err:
+        open_(vectors, raw(reply_))
+    assert isinstance(err.value, ProviderRejected) and err.value.provider_code == code
+
+
+@pytest.mark.parametrize(("method", "code", "final"), [
+    (m.Method.UNIFIEDORDER, "ORDERPAID", False),
+    (m.Method.UNIFIEDORDER, "OUT_TRADE_NO_USED", False),
+    (m.Method.UNIFIEDORDER, "ORDERCLOSED", False),
+    (m.Method.UNIFIEDORDER, "INVALID_REQUEST", True),
+    (m.Method.UNIFIEDORDER, "SIGNERROR", True),
+    (m.Method.REFUND, "PARAM_ERROR", True),
+    (m.Method.REFUND, "NOTENOUGH", True),
+])
+def test_which_refusals_of_a_create_are_final(method: m.Method, code: str,
+                                              final: bool) -> None:
+    assert m.refusal_is_final(method, code) is final
+
+
+def test_a_string_zero_code_is_success(vectors: Any) -> None:
+    signed = sign_params({"outTradeNo": "Q1", "tradeStatus": "NOTPAY"}, vectors.private("rsa2048"))
+    data = open_(vectors, raw({"code": "0", "msg": "SUCCESS", "data": signed}))
+    assert data["tradeStatus"] == "NOTPAY"
+    report = parse(vectors, raw({"code": "0", "msg": "SUCCESS",
+                                 "data": sign_params(PAYMENT, vectors.private("rsa2048"))}))
+    assert report.outcome is Outcome.APPROVED
+
+
+def test_data_as_a_json_string_is_parsed_then_verified(vectors: Any) -> None:
+    signed = sign_params({"outTradeNo": "Q1", "tradeStatus": "NOTPAY", "totalAmt": 850},
+                         vectors.private("rsa2048"))
+    text = json.dumps(signed, ensure_ascii=False)
+    assert open_(vectors, raw({"code": 0, "msg": "SUCCESS", "data": text}))["totalAmt"] == 850
+    forged = json.dumps({**signed, "totalAmt": 1})
+    with pytest.raises(BadSignature):
+        open_(vectors, raw({"code": 0, "data": forged}))
+    with pytest.raises(OutcomeUnknown):
+        open_(vectors, raw({"code": 0, "data": "[1, 2]"}))
+    with pytest.raises(OutcomeUnknown):
+        open_(vectors, raw({"code": 0, "data": "{not json"}))
+    error = json.dumps(sign_params({"errCode": "SYSTEMERROR"}, vectors.private("rsa2048")))
+    with pytest.raises(m.RetryableError):
+        open_(vectors, raw({"code": 1, "msg": "系统错误", "data": error}))
+
+
+def test_a_notification_with_data_as_a_json_string_is_verified(vectors: Any) -> None:
+    signed = sign_params(PAYMENT, vectors.private("rsa2048"))
+    report = parse(vectors, raw({"code": 0, "msg": "SUCCESS", "data": json.dumps(signed)}))
+    assert (report.order_no, report.outcome, report.amount) == ("Q1", Outcome.APPROVED, 850)
+    with pytest.raises(NotificationRejected):
+        parse(vectors, raw({"code": 0, "data": json.dumps({**signed, "totalAmt": 1})}))
+    with pytest.raises(NotificationRejected):
+        parse(vectors, raw({"code": 0, "data": "[]"}))
+
+
+def test_a_notification_signature_with_line_breaks_verifies(vectors: Any) -> None:
+    signed = sign_params(PAYMENT, vectors.private("rsa2048"))
+    sig = str(signed["sign"])
+    signed["sign"] = "\r\n".join(sig[i:i + 76] for i in range(0, len(sig), 76))
+    assert "\r\n" in str(signed["sign"])
+    assert parse(vectors, vectors.note(signed)).outcome is Outcome.APPROVED
+
+
 def test_forged_error_reply_is_bad_signature(vectors: Any) -> None:
     with pytest.raises(BadSignature):
         open_(vectors, reply(vectors, {"errCode": "ORDERPAID"}, code=1, key="rsa1024"))
@@ -156,6 +302,14 @@ def test_unknown_status_or_other_order_is_outcome_unknown() -> None:
         m.order_report({"outTradeNo": "Q2", "tradeStatus": "SUCCESS"}, "Q1")
     with pytest.raises(OutcomeUnknown):
         m.refund_report({"outRefundNo": "R1", "refundStatus": "MAYBE"}, "R1")
+
+
+@pytest.mark.parametrize(("status", "clear"), [
+    ("SUCCESS", True), ("REFUND", True), ("CLOSED", True), ("REVOKED", True),
+    ("PAYERROR", True), ("NOTPAY", False), ("USERPAYING", False), ("WEIRD", False), (None, False),
+])
+def test_clear_trade_status(status: str | None, clear: bool) -> None:
+    assert m.clear_trade_status({"outTradeNo": "Q1", "tradeStatus": status}) is clear
 
 
 def test_fresh_unifiedorder_reply_is_pending_and_closable() -> None:

@@ -93,3 +93,24 @@ def test_seed_sample_signature_is_rsa_1024_but_cannot_be_verified(vectors: Any) 
     text = vectors.text("seed_unifiedorder.string_a.txt")
     for scheme in (SignScheme.DOUBLE_HASH, SignScheme.RSA_SHA256):
         assert not verify(text, SEED_SIGN, vectors.public("rsa1024"), scheme)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_base64_signature_broken_into_lines_verifies(vectors: Any, name: str, key: str,
+                                                      newline: str) -> None:
+    """Review item 11: openssl (and Java's chunked encoders) break Base64 into lines."""
+    text = vectors.text(f"{name}.string_a.txt")
+    wrapped = vectors.text(f"{name}.{key}.double_hash.wrapped.sig")
+    assert "\n" in wrapped.strip()
+    assert verify(text, wrapped.replace("\n", newline), vectors.public(key))
+    assert not verify(text.replace("=", "~", 1), wrapped, vectors.public(key))
+
+
+def test_sign_params_leaves_empty_values_out_of_the_body(vectors: Any) -> None:
+    """Review item 1: what is signed is what is sent; nothing goes as null or ''."""
+    signed = sign_params({"outTradeNo": "Q1", "ucpOrderNo": None, "deviceNo": "",
+                          "totalAmt": 0, "extra": {}}, vectors.private("rsa1024"))
+    assert set(signed) == {"outTradeNo", "totalAmt", "sign"}
+    assert verify_params(signed, vectors.public("rsa1024"))

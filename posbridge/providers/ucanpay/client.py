@@ -5,11 +5,19 @@ This is the one module that talks to aiohttp for UCanPay; its errors become posb
 - connection refused / DNS failure (``ClientConnectorError``): ``ProviderUnreachable``;
 - timeout, reset, garbage, an HTTP 5xx: ``OutcomeUnknown`` (the engine queries, never resends);
 - an unverifiable reply: ``BadSignature`` (an ``OutcomeUnknown``);
-- ``SYSTEMERROR`` / ``BIZERR_NEED_RETRY``: the same signed body is resent up to ``retries``
-  times, ``retry_delay_s`` apart; if it never clears, ``OutcomeUnknown``.
+- ``SYSTEMERROR`` / ``BIZERR_NEED_RETRY``: the request is resent up to ``retries`` times,
+  ``retry_delay_s`` apart; if it never clears, ``OutcomeUnknown``;
+- on a create (unifiedorder, refund), a refusal that does not show the request was not carried
+  out - an error naming no documented code, or ``ORDERPAID`` / ``OUT_TRADE_NO_USED`` /
+  ``ORDERCLOSED`` (the number exists at UCanPay) - is ``OutcomeUnknown``: the engine queries.
 
-A retried request keeps its numbers (``outTradeNo``, ``outRefundNo``) and even its nonce, as
-the seed asks ("请用相同参数重新调用").
+A retried request keeps its parameters - numbers (``outTradeNo``, ``outRefundNo``) and amounts,
+as the seed asks ("请用相同参数重新调用") - but gets a fresh ``nonceStr`` and signature: seed 000
+says "The nonceStr and sign parameters are unique for each request".
+
+Notify URLs (payment, and refund = payment + ``/refund`` unless given) longer than notifyUrl's
+64 characters raise ``ConfigError`` naming ``bridge.public_url`` at construction and in
+:meth:`UCanPayProvider.set_notify_url`.
 """
 
 from __future__ import annotations
@@ -89,6 +97,9 @@ class UCanPayProvider:
         self._merchant_id = merchant_id
         self._scheme = scheme
         self._currency = currency
+        for url in (notify_url, refund_notify_url):
+            if url is not None:
+                m.check_notify_url(url)
         self._notify_url = notify_url
         self._refund_notify_url = refund_notify_url
         self._qr_timeout_s = qr_timeout_s
@@ -112,10 +123,15 @@ class UCanPayProvider:
     # -- Provider surface ------------------------------------------------------------------
 
     def set_notify_url(self, url: str) -> None:
-        """Payment notifications go to ``url``; refund ones to ``url + "/refund"`` unless set."""
-        self._notify_url = url
+        """Payment notifications go to ``url``; refund ones to ``url + "/refund"`` unless set.
+
+        ``ConfigError`` (``bridge.public_url``) if either would exceed 64 characters.
+        """
+        m.check_notify_url(url)
         if self._refund_notify_url is None:
-            self._refund_notify_url = url.rstrip("/") + "/refund"
+            m.check_notify_url(_refund_form(url))
+            self._refund_notify_url = _refund_form(url)
+        self._notify_url = url
 
     async def create(self, order: PaymentOrder) -> ProviderReport:
         """unifiedorder (QR_SALE: PENDING with ``provider_ref = ucpOrderNo``) or refund."""
@@ -165,7 +181,10 @@ class UCanPayProvider:
 
         UCanPay allows it from 15 s after the order until 7 days after; outside that window
         ``ProviderRejected`` is raised without calling UCanPay. The order's time is the one
-        this adapter created it at, else ``tranTime`` from an orderquery.
+        this adapter created it at, else ``tranTime`` from an orderquery. The seed says to
+        reverse only when a query gives no clear payment result: when that orderquery does
+        give one (paid, refunded, closed, revoked, failed), its report is returned and
+        nothing is reversed.
         """
         if order.kind is not TxnKind.QR_SALE:
             raise ProviderRejected("only a wallet QR order can be reversed at UCanPay")
@@ -176,6 +195,11 @@ class UCanPayProvider:
             if data is None:
                 raise ProviderRejected("UCanPay has no such order to reverse",
                                        provider_code="ORDERNOTEXIST")
+            if m.clear_trade_status(data):
+                report = m.order_report(data, order.order_no)
+                self._log.info("reverse_not_needed", order_no=order.order_no,
+                               trade_status=report.provider_code)
+                return report
             created = m.tran_time(data)
             ucp_order_no = ucp_order_no or m.order_report(data, order.order_no).provider_ref
             if created is None:
@@ -218,7 +242,7 @@ class UCanPayProvider:
             notify_url=self._notify_url, nonce=_nonce(), scheme=self._scheme,
             device_no=order.terminal_sn)
         self._remember(order.order_no)
-        data = await self._call(m.Method.UNIFIEDORDER, body)
+        data = await self._create_call(m.Method.UNIFIEDORDER, body)
         report = m.order_report(data, order.order_no)
         if report.provider_ref is None:
             raise OutcomeUnknown("UCanPay accepted the order but gave no ucpOrderNo")
@@ -237,7 +261,7 @@ class UCanPayProvider:
             total_amount=order.orig_amount, refund_amount=order.amount,
             reason=order.description or order.subject or "refund", notify_url=notify,
             nonce=_nonce(), scheme=self._scheme)
-        data = await self._call(m.Method.REFUND, body)
+        data = await self._create_call(m.Method.REFUND, body)
         return m.refund_report(data, order.order_no)
 
     async def _orderquery(self, order: PaymentOrder) -> dict[str, Any] | None:
@@ -259,11 +283,29 @@ class UCanPayProvider:
 
     # -- transport ---------------------------------------------------------------------------
 
+    async def _create_call(self, method: m.Method,
+                           params: Mapping[str, object]) -> dict[str, Any]:
+        """:meth:`_call` for a create: a refusal that does not prove nothing was done is
+        ``OutcomeUnknown`` (the engine queries before deciding)."""
+        try:
+            return await self._call(method, params)
+        except m.UnrecognizedRefusal as exc:
+            raise OutcomeUnknown(f"{exc.message}; it may have been carried out",
+                                 provider_code=exc.provider_code) from exc
+        except ProviderRejected as exc:
+            if m.refusal_is_final(method, exc.provider_code):
+                raise
+            raise OutcomeUnknown(f"{exc.message}; the number exists at UCanPay",
+                                 provider_code=exc.provider_code) from exc
+
     async def _call(self, method: m.Method, params: Mapping[str, object]) -> dict[str, Any]:
-        """Sign once, POST, open the reply; resend the same body on a retryable error."""
-        body = sign_params(params, self._signing_key, self._scheme)
+        """Sign, POST, open the reply; on a retryable error resend the same parameters with
+        a fresh nonce and signature."""
         attempt = 0
         while True:
+            if attempt:
+                params = {**params, "nonceStr": _nonce()}
+            body = sign_params(params, self._signing_key, self._scheme)
             raw = await self._post(method, body)
             try:
                 return m.open_reply(raw, key=self._verifying_key, scheme=self._scheme)
@@ -304,6 +346,11 @@ class UCanPayProvider:
         if status != 200:
             raise OutcomeUnknown(f"UCanPay answered {method.value} with HTTP {status}")
         return raw
+
+
+def _refund_form(url: str) -> str:
+    """The refund notify URL made from the payment one."""
+    return url.rstrip("/") + "/refund"
 
 
 def _nonce() -> str:

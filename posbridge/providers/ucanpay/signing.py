@@ -22,7 +22,11 @@ so they cannot be verified; key sizes are simply whatever the keys are (1024 and
 
 Values are rendered as text the way they travel in JSON: strings as is, integers in decimal,
 booleans ``true``/``false``, nested objects/arrays as compact JSON. ``None`` and ``""`` are
-left out, as are empty objects/arrays.
+left out, as are empty objects/arrays - of stringA, and by :func:`sign_params` of the body
+itself, so that nothing travels as JSON ``null`` or ``""`` and what is signed is what is sent.
+
+A Base64 ``sign`` is read with its whitespace removed: encoders that break Base64 into lines
+(``openssl base64``, older Java ``encodeBase64String``) are common on the other side.
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ def verify(
     if not isinstance(key, RSAPublicKey):
         return False
     try:
-        raw = base64.b64decode(signature, validate=True)
+        raw = base64.b64decode("".join(signature.split()), validate=True)
     except (binascii.Error, ValueError):
         return False
     message = hashlib.sha256(data).digest() if scheme is SignScheme.DOUBLE_HASH else data
@@ -146,8 +150,13 @@ def verify(
 def sign_params(
     params: Mapping[str, object], key: SigningKey, scheme: SignScheme = SignScheme.DOUBLE_HASH
 ) -> dict[str, object]:
-    """A copy of ``params`` with ``sign`` set over its stringA (any old ``sign`` is replaced)."""
-    signed = {name: value for name, value in params.items() if name != "sign"}
+    """A copy of ``params`` without its empty values, with ``sign`` set over its stringA.
+
+    Any old ``sign`` is replaced. Empty values (``None``, ``""``, ``{}``, ``[]``) are dropped
+    from the copy: they are not part of stringA and must not go on the wire either.
+    """
+    signed = {name: value for name, value in params.items()
+              if name != "sign" and not _is_empty(value)}
     signed["sign"] = sign(string_a(signed), key, scheme)
     return signed
 

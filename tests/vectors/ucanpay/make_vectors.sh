@@ -12,6 +12,8 @@
 # Outputs:
 #   <name>.<key>.double_hash.sig  base64(RSA-PKCS1v15-SHA256(SHA256(stringA)))
 #   <name>.<key>.rsa_sha256.sig   base64(RSA-PKCS1v15-SHA256(stringA))
+#   <name>.<key>.double_hash.wrapped.sig  the same signature, Base64 broken into lines of 64
+#                                         (as `openssl base64` and some Java encoders write it)
 #   <name>.md5.txt                upper-hex MD5("stringA&key=SECRET")
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -47,11 +49,12 @@ printf '%s' 'merchantId=2000000010&nonceStr=abc123&notifyUrl=http://127.0.0.1:80
 for name in seed_unifiedorder unicode_refund; do
     for bits in 1024 2048; do
         openssl dgst -sha256 -binary "${name}.string_a.txt" > "${name}.digest.tmp"
-        openssl dgst -sha256 -sign "rsa${bits}.pem" "${name}.digest.tmp" \
-            | openssl base64 -A > "${name}.rsa${bits}.double_hash.sig"
+        openssl dgst -sha256 -sign "rsa${bits}.pem" "${name}.digest.tmp" > "${name}.sig.tmp"
+        openssl base64 -A < "${name}.sig.tmp" > "${name}.rsa${bits}.double_hash.sig"
+        openssl base64 < "${name}.sig.tmp" > "${name}.rsa${bits}.double_hash.wrapped.sig"
         openssl dgst -sha256 -sign "rsa${bits}.pem" "${name}.string_a.txt" \
             | openssl base64 -A > "${name}.rsa${bits}.rsa_sha256.sig"
-        rm -f "${name}.digest.tmp"
+        rm -f "${name}.digest.tmp" "${name}.sig.tmp"
     done
     { cat "${name}.string_a.txt"; printf '&key='; cat md5_secret.txt; } \
         | openssl dgst -md5 -r | cut -d' ' -f1 | tr 'a-f' 'A-F' | tr -d '\n' > "${name}.md5.txt"
