@@ -111,7 +111,8 @@ class Daemon:
             providers["ucanpay"] = ucanpay_provider(
                 cfg.ucanpay, notify_url(cfg.bridge.public_url, "ucanpay"))
             settings["ucanpay"] = ProviderSettings(
-                expires_s=cfg.ucanpay.qr_timeout_s, poll_interval_s=cfg.ucanpay.poll_interval_s)
+                expires_s=cfg.ucanpay.qr_timeout_s, poll_interval_s=cfg.ucanpay.poll_interval_s,
+                currencies=frozenset({cfg.ucanpay.currency}))
             template = cfg.ucanpay.deeplink_template
 
             def deeplink(ref: str, amount: int, item: str) -> str:
@@ -122,7 +123,8 @@ class Daemon:
                                        display=t.display, printer=t.printer)
                           for t in cfg.terminals)
         self.engine = Engine(journal=self.journal, providers=providers, settings=settings,
-                             terminals=terminals, build_deeplink=deeplink)
+                             terminals=terminals, build_deeplink=deeplink,
+                             displays=frozenset(d.name for d in cfg.displays))
         self.engine.listeners.append(self._count_transaction)
         self.engine.on_terminal_status = lambda sn, _online: self._terminal_status(sn)
         self.engine.on_provider_call = self._count_provider_call

@@ -74,6 +74,8 @@ _OUTCOME_SIGNAL = {
 # A create is sent again only when the provider confirms it has no such order; this bounds
 # how often that may happen for one order.
 MAX_CREATE_ATTEMPTS = 5
+# How long a cancel waits past the order's expiry for the provider to confirm the close.
+CANCEL_GRACE_S = 60.0
 # The health probe asks about this order number (letters and digits: valid for every
 # provider); only reachability is read from the answer, never a payment state.
 PROBE_ORDER_NO = "PBHEALTHPROBE"
@@ -87,6 +89,7 @@ class ProviderSettings:
     poll_interval_s: float = 2.0
     poll_max_s: float = 15.0
     create_retry_s: float = 1.0
+    currencies: frozenset[str] | None = None  # the currencies it takes (None: any ISO 4217)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ class Engine:
         settings: Mapping[str, ProviderSettings],
         terminals: tuple[TerminalInfo, ...] = (),
         build_deeplink: Callable[[str, int, str], str] | None = None,
+        displays: frozenset[str] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.journal = journal
@@ -126,6 +130,7 @@ class Engine:
         self.terminals = terminals
         self._by_key = {t.sn: t for t in terminals} | {t.name: t for t in terminals}
         self._build_deeplink = build_deeplink
+        self._displays = displays
         self._clock = clock
         self._live: dict[str, TxnRecord] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
@@ -209,12 +214,23 @@ class Engine:
             raise RequestError(1010, "not_allowed", "no QR provider is configured",
                                field="method")
         validate_qr_order(order_no, subject, body, amount, currency)
+        self._check_currency("ucanpay", currency)
+        if display is not None and self._displays is not None and display not in self._displays:
+            raise RequestError(1003, "unknown_terminal",
+                               f"no display {display!r} is configured", field="display")
         term = self.terminal(terminal) if terminal is not None else self._lane_of(
             identity, display)
         rec = self._new(identity, TxnKind.QR_SALE, "ucanpay", order_no, amount, currency,
                         terminal_sn=term.sn if term else None, subject=subject, body=body,
                         display=display, print_slip=print_slip)
         return await self._start(rec, guard=None)
+
+    def _check_currency(self, provider: str, currency: str) -> None:
+        accepted = self.settings[provider].currencies
+        if accepted is not None and currency not in accepted:
+            raise RequestError(-32602, "invalid_params",
+                               f"currency: {provider} takes {', '.join(sorted(accepted))} here, "
+                               f"not {currency}", field="currency")
 
     def _lane_of(self, identity: str, display: str | None) -> TerminalInfo | None:
         """The terminal a QR sale belongs to (for its batch): the one showing on ``display``,
@@ -296,7 +312,14 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=left)
 
-    async def cancel(self, order_no: str, *, timeout_s: float = 30.0) -> TxnRecord:
+    async def cancel(self, order_no: str, *, timeout_s: float | None = None) -> TxnRecord:
+        """Ask for the payment to stop; the transaction once final.
+
+        An order the terminal has already picked up cannot be withdrawn (CodePay closes only
+        orders still waiting, status 9): then the answer comes when the payment ends, at the
+        latest once the order has expired and the provider confirmed it. So the default wait
+        runs to the order's expiry plus ``CANCEL_GRACE_S``.
+        """
         rec = await self.get(order_no)
         if rec is None:
             raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
@@ -306,6 +329,9 @@ class Engine:
         if not rec.cancel_requested:
             await self._update(order_no, cancel_requested=True)
         self._kick(order_no)
+        if timeout_s is None:
+            left_s = max(0.0, (rec.expires_at - self._clock()) / 1000)
+            timeout_s = left_s + CANCEL_GRACE_S
         return await self.wait_final(order_no, timeout_s)
 
     async def status(self, order_no: str, *, refresh: bool = False) -> TxnRecord:
@@ -403,14 +429,21 @@ class Engine:
         else:
             rec = await self._reconcile_once(rec)
         delay = cfg.poll_interval_s
+        closed_after_expiry = False
         while not rec.is_final and not self._closing:
             now = self._clock()
             if not rec.close_sent and (rec.cancel_requested or now >= rec.expires_at):
                 rec = await self._close(rec)
+                closed_after_expiry = now >= rec.expires_at
+            elif rec.close_sent and now >= rec.expires_at and not closed_after_expiry:
+                # A cancel's close was refused (the terminal had the card); once the order
+                # has expired it is closed again, as PROVIDERS.md's result flow asks.
+                rec = await self._close(rec)
+                closed_after_expiry = True
             if rec.is_final:
                 break
             wait = delay
-            if not rec.close_sent:
+            if not closed_after_expiry:
                 wait = max(0.0, min(wait, (rec.expires_at - now) / 1000))
             kicked = await self._sleep(order_no, wait)
             if not kicked:
@@ -566,7 +599,7 @@ class Engine:
             return self._live.get(rec.order_no, rec)
         self._called(rec.provider, "reverse", started, None)
         log.info("reverse_done", order_no=rec.order_no, outcome=report.outcome.value)
-        if report.outcome is Outcome.CANCELLED:
+        if report.outcome is Outcome.CANCELLED and report.provider_code == "REVOKED":
             return await self._apply(
                 rec, Signal.CANCELLED, error_code="reversed", provider_code=report.provider_code,
                 error_message="the answer to the order was lost and the provider could not "

@@ -111,13 +111,13 @@ class Methods:
     async def void(self, caller: Caller, p: Any) -> object:
         rec = await self.engine.void(caller.name, order_no=p.order_no,
                                      orig_order_no=p.orig_order_no, terminal=p.terminal)
-        return await self._answer(rec, True, None)
+        return await self._answer(rec, p.wait, p.timeout_s)
 
     async def refund(self, caller: Caller, p: Any) -> object:
         rec = await self.engine.refund(caller.name, order_no=p.order_no,
                                        orig_order_no=p.orig_order_no, amount_text=p.amount,
                                        description=p.description)
-        return await self._answer(rec, True, None)
+        return await self._answer(rec, p.wait, p.timeout_s)
 
     async def qr_sale(self, caller: Caller, p: Any) -> object:
         rec = await self.engine.qr_sale(caller.name, order_no=p.order_no, amount=p.amount,
@@ -129,7 +129,12 @@ class Methods:
         return await self._answer(rec, p.wait, p.timeout_s)
 
     async def cancel(self, caller: Caller, p: Any) -> object:
-        return txn_view(await self.engine.cancel(p.order_no))
+        rec = await self.engine.cancel(p.order_no)
+        if _unreachable(rec):
+            raise RequestError(1007, "provider_unreachable",
+                               f"the provider cannot be reached to cancel; the bridge keeps "
+                               f"trying (order_no {rec.order_no})")
+        return txn_view(rec)
 
     async def status(self, caller: Caller, p: Any) -> object:
         return txn_view(await self.engine.status(p.order_no, refresh=p.refresh))

@@ -99,6 +99,8 @@ class VoidParams:
     orig_order_no: str
     terminal: str | None = None
     manager_pin: str | None = field(default=None, repr=False)
+    wait: bool = True
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ class RefundParams:
     amount: str
     description: str = ""
     manager_pin: str | None = field(default=None, repr=False)
+    wait: bool = True
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +429,8 @@ def _void(r: _Reader) -> VoidParams:
     order_no, orig = _new_and_original(r)
     return VoidParams(order_no=order_no, orig_order_no=orig,
                       terminal=r.optional_text("terminal", MAX_NAME_CHARS),
-                      manager_pin=r.optional_text("manager_pin", MAX_PIN_CHARS))
+                      manager_pin=r.optional_text("manager_pin", MAX_PIN_CHARS),
+                      wait=r.boolean("wait", True), timeout_s=r.timeout())
 
 
 def _refund(r: _Reader) -> RefundParams:
@@ -434,7 +439,8 @@ def _refund(r: _Reader) -> RefundParams:
     amount = r.decimal_text("amount")
     return RefundParams(order_no=order_no, orig_order_no=orig, amount=amount,
                         description=r.text("description", MAX_DESCRIPTION_CHARS),
-                        manager_pin=r.optional_text("manager_pin", MAX_PIN_CHARS))
+                        manager_pin=r.optional_text("manager_pin", MAX_PIN_CHARS),
+                        wait=r.boolean("wait", True), timeout_s=r.timeout())
 
 
 def _new_and_original(r: _Reader) -> tuple[str, str]:
@@ -512,8 +518,11 @@ _WIRE_NAMES: Final[dict[str, frozenset[str]]] = {
     "ping": frozenset(),
     "sale": frozenset({"terminal", "order_no", "amount", "currency", "tip", "description",
                        "wait", "timeout_s"}),
-    "void": frozenset({"order_no", "orig_order_no", "terminal", "manager_pin"}),
-    "refund": frozenset({"order_no", "orig_order_no", "amount", "description", "manager_pin"}),
+    # wait / timeout_s on void and refund: an extension (the spec lists them for payments)
+    "void": frozenset({"order_no", "orig_order_no", "terminal", "manager_pin", "wait",
+                       "timeout_s"}),
+    "refund": frozenset({"order_no", "orig_order_no", "amount", "description", "manager_pin",
+                         "wait", "timeout_s"}),
     "qr_sale": frozenset({"order_no", "amount", "currency", "subject", "body", "display",
                           "print", "wait", "timeout_s", "terminal"}),
     "cancel": frozenset({"order_no"}),

@@ -222,6 +222,22 @@ class EcrServer:
             await ws.send(proto.result_frame(call.id, {"name": caller.name, "role": caller.role}))
         return caller
 
+    async def _reauth(self, conn: EcrConnection, params: object) -> object:
+        """``auth`` on a connection that is already authenticated: the same token (or another
+        of the same register) answers ``{name, role}`` again; a wrong token closes the
+        connection with 4401 like a wrong first login."""
+        token = proto.parse_params("auth", params, max_amount="0").token
+        client = await self.auth.authenticate(token, peer=conn.caller.peer)
+        if client is None:
+            log.warning("auth_refused", peer=conn.caller.peer, how="message")
+            await conn.ws.close(CLOSE_UNAUTHORIZED, "unauthorized")
+            raise RequestError(1001, "unauthorized", "wrong token")
+        if client.name != conn.caller.name:
+            raise RequestError(1001, "unauthorized",
+                               f"this connection is register {conn.caller.name!r}; "
+                               "open a new connection for another one", field="token")
+        return {"name": conn.caller.name, "role": conn.caller.role}
+
     # -- requests ----------------------------------------------------------------------
 
     async def _serve_one(self, conn: EcrConnection, message: str | bytes) -> None:
@@ -233,7 +249,7 @@ class EcrServer:
             call_id, method = call.id, call.method
             is_notification = call.id is None
             if method == "auth":
-                result: object = {"name": conn.caller.name, "role": conn.caller.role}
+                result: object = await self._reauth(conn, call.params)
             else:
                 result = await self.methods.call(conn.caller, method, call.params)
             outcome = "ok"

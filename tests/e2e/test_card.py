@@ -248,3 +248,20 @@ async def test_a_close_reported_as_status_1_is_not_a_decline(
             txn = await ecr.call("sale", sale("S1C", "12.10"))
     assert txn["state"] == state, txn
     assert b.sims.codepay.orders["S1C"].status is TransStatus.FAILED
+
+
+async def test_cancel_of_a_card_already_on_the_terminal_answers_once_final(
+        make_bridge: Any) -> None:
+    """.10: the terminal has the order (in progress), so the close is refused; the cancel
+    answers with the final state once the order expired and was closed - never in_progress."""
+    b: Bridge = await make_bridge(expires_s=3)
+    async with await b.register() as ecr:
+        await ecr.call("sale", sale("CX1", "12.10", wait=False))
+        for _ in range(100):
+            if (await ecr.call("status", {"order_no": "CX1"}))["state"] == "in_progress":
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # the simulated terminal picks the order up
+        txn = await ecr.call("cancel", {"order_no": "CX1"}, timeout=30)
+    assert txn["state"] == "cancelled", txn
+    assert "wisehub.cloud.pay.close" in b.sims.codepay.method_log("CX1")

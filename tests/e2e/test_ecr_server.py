@@ -196,3 +196,13 @@ async def test_more_than_32_requests_in_flight_are_rate_limited(bridge: Bridge) 
     assert len(limited) == 8, limited
     assert {a["error"]["code"] for a in limited} == {1009}
     assert {a["result"]["state"] for a in answers if "result" in a} == {"approved"}
+
+
+async def test_auth_again_with_a_wrong_token_closes_the_connection(bridge: Bridge) -> None:
+    async with connect(bridge.url, additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+        await ws.send(call("auth", {"token": TOKEN}, id=1))
+        again = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert again["result"]["name"] == "lane-1"
+        await ws.send(call("auth", {"token": "wrong"}, id=2))
+        await ws.wait_closed()
+    assert ws.close_code == 4401

@@ -209,3 +209,35 @@ async def test_orderpaid_on_a_create_is_queried_not_failed(bridge: Bridge) -> No
             await asyncio.sleep(0.05)
     assert txn["state"] == "approved"
     assert sim.count("unifiedorder", "QR9") == 2 and sim.count("orderquery", "QR9") >= 1
+
+
+@pytest.mark.parametrize(("params", "code", "field"), [
+    ({"display": "nope"}, 1003, "display"),  # a QR shown nowhere would just time out
+    ({"currency": "USD"}, -32602, "currency"),  # UCanPay is configured for CAD here
+])
+async def test_a_qr_sale_the_lane_cannot_show_or_take_is_refused(
+        bridge: Bridge, params: dict[str, Any], code: int, field: str) -> None:
+    async with await bridge.register() as ecr:
+        with pytest.raises(EcrError) as err:
+            await ecr.call("qr_sale", {**qr("QX1"), **params})
+        assert (err.value.code, err.value.data["field"]) == (code, field)
+        with pytest.raises(EcrError) as missing:
+            await ecr.call("status", {"order_no": "QX1"})  # nothing was recorded
+    assert missing.value.code == 1005
+    assert bridge.sims.ucanpay.count("unifiedorder") == 0
+
+
+async def test_void_and_refund_take_wait_false(bridge: Bridge) -> None:
+    async with await bridge.manager() as ecr:
+        txn = await ecr.call("qr_sale", qr("QW1", "4.00", wait=False))
+        await bridge.sims.ucanpay.scan_and_pay(txn["provider_ref"])
+        for _ in range(100):
+            if (await ecr.call("status", {"order_no": "QW1"}))["state"] == "approved":
+                break
+            await asyncio.sleep(0.05)
+        started = await ecr.call("refund", {"order_no": "QW1R", "orig_order_no": "QW1",
+                                            "amount": "1.00", "wait": False})
+        assert started["state"] in ("pending", "in_progress", "approved")
+        final = await ecr.call("refund", {"order_no": "QW1R", "orig_order_no": "QW1",
+                                          "amount": "1.00", "timeout_s": 10})
+    assert final["state"] == "approved" and final["order_no"] == "QW1R"
