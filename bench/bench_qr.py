@@ -48,6 +48,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from procs import wait_file  # bench/procs.py (the script's folder is on sys.path)
 
 from posbridge import logs
 from posbridge.client import EcrClient
@@ -66,17 +67,6 @@ LAG_INTERVAL_S = 0.002
 
 def token(k: int) -> str:
     return f"bench-qr-register-{k:04d}-0123456789abcdef"
-
-
-def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return json.loads(path.read_text())
-        if proc.poll() is not None:
-            raise SystemExit(f"a helper process exited with {proc.returncode}")
-        time.sleep(0.05)
-    raise SystemExit(f"{path} did not appear")
 
 
 def ms(values: list[float]) -> list[float]:

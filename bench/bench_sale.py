@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import statistics
@@ -42,6 +41,8 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from procs import wait_file  # bench/procs.py (the script's folder is on sys.path)
 
 from posbridge import logs
 from posbridge.client import EcrClient
@@ -64,17 +65,6 @@ def token(k: int) -> str:
 
 def terminal_sn(k: int) -> str:
     return f"BENCH{k:012d}"
-
-
-def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return json.loads(path.read_text())
-        if proc.poll() is not None:
-            raise SystemExit(f"a helper process exited with {proc.returncode}")
-        time.sleep(0.05)
-    raise SystemExit(f"{path} did not appear")
 
 
 def cpu_seconds(pid: int) -> float:

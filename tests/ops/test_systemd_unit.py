@@ -145,16 +145,17 @@ MDWE_PROBE = textwrap.dedent("""
     else:
         sys.exit("W+X memory was allowed: the restriction is not in force")
 
-    import PIL.Image, prometheus_client, qrcode, serial, structlog, websockets
+    import PIL.Image, prometheus_client, serial, structlog, websockets, zxingcpp
     from aiohttp import ClientSession, web
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    import posbridge.errors, posbridge.metrics, posbridge.money, posbridge.sdnotify
+    import hardware.qr, posbridge.errors, posbridge.metrics, posbridge.money, posbridge.sdnotify
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sig = key.sign(b"order", padding.PKCS1v15(), hashes.SHA256())
     key.public_key().verify(sig, b"order", padding.PKCS1v15(), hashes.SHA256())
-    qrcode.make("https://example.invalid/pay").save(io.BytesIO())
+    png = hardware.qr.render_qr_png("https://example.invalid/pay")  # zxing-cpp + pillow
+    assert png.startswith(b"\\x89PNG")
     db = sqlite3.connect(":memory:")
     db.execute("create table t (x)")
     ssl.create_default_context()
