@@ -192,5 +192,7 @@ def public_pem(key: Any) -> bytes:
 
 
 def bridge_gateway_key(bridge: Bridge) -> Any:
-    path = bridge.daemon.config.codepay.gateway_public_key_file  # type: ignore[union-attr]
+    codepay = bridge.daemon.config.codepay
+    assert codepay is not None and codepay.gateway_public_key_file is not None
+    path = codepay.gateway_public_key_file
     return load_private_key(path.parent.joinpath("codepay_gateway_private.pem").read_bytes())

@@ -112,13 +112,19 @@ def sign(text: str, key: SigningKey, scheme: SignScheme = SignScheme.DOUBLE_HASH
     if scheme is SignScheme.MD5:
         if not isinstance(key, str):
             raise TypeError("the MD5 scheme signs with the shared secret, not an RSA key")
-        # MD5 is what the provider's signType=MD5 prescribes; it is not our choice of hash.
-        return hashlib.md5(data + b"&key=" + key.encode("utf-8")).hexdigest().upper()  # noqa: S324
+        return _md5_sign(data, key)
     if not isinstance(key, RSAPrivateKey):
         raise TypeError(f"the {scheme.value} scheme signs with an RSA private key")
     message = hashlib.sha256(data).digest() if scheme is SignScheme.DOUBLE_HASH else data
     signature = key.sign(message, padding.PKCS1v15(), hashes.SHA256())
     return base64.b64encode(signature).decode("ascii")
+
+
+def _md5_sign(data: bytes, secret: str) -> str:
+    """``MD5(stringA&key=SECRET)`` in upper-case hex: UCanPay's signType=MD5."""
+    # MD5 is what the provider's signType=MD5 prescribes; it is not our choice of hash.
+    digest = hashlib.md5(data + b"&key=" + secret.encode("utf-8"))  # noqa: S324
+    return digest.hexdigest().upper()
 
 
 def verify(
@@ -131,7 +137,7 @@ def verify(
     if scheme is SignScheme.MD5:
         if not isinstance(key, str):
             return False
-        expected = hashlib.md5(data + b"&key=" + key.encode("utf-8")).hexdigest().upper()  # noqa: S324
+        expected = _md5_sign(data, key)
         return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8"))
     if not isinstance(key, RSAPublicKey):
         return False
