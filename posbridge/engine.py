@@ -52,6 +52,8 @@ from posbridge.money import AmountError, format_amount, parse_amount
 from posbridge.providers.base import (
     Outcome,
     PaymentOrder,
+    Preparable,
+    PreparedCreate,
     Provider,
     ProviderReport,
     Reversible,
@@ -101,6 +103,16 @@ class ProviderHealth:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class _Watch:
+    """Registers waiting on one transaction: the newest state recorded since they started
+    waiting (so a waiter needs no journal read per change) and a wake-up signal."""
+
+    waiters: int = 0
+    rec: TxnRecord | None = None
+    changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+
 @dataclass(frozen=True, slots=True)
 class TerminalInfo:
     sn: str
@@ -135,7 +147,8 @@ class Engine:
         self._live: dict[str, TxnRecord] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
         self._kicks: dict[str, asyncio.Event] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        self._watches: dict[str, _Watch] = {}
+        self._prepared: dict[str, PreparedCreate] = {}  # signed creates waiting for a runner
         self.listeners: list[Listener] = []
         self.terminal_online: dict[str, bool | None] = {t.sn: None for t in terminals}
         self.on_terminal_status: Callable[[str, bool], None] | None = None
@@ -273,14 +286,30 @@ class Engine:
             tx.emit(rec.identity, "transaction.updated", _updated(rec))
             return rec, True
 
-        stored, created = await self.journal.run(unit)
+        committing = self.journal.submit(unit)
+        # Sign the create while the writer commits the intent; it is sent only once the
+        # intent is durable (by the runner), and dropped if this order_no was known.
+        prepared = self._prepare(rec)
+        stored, created = await committing
         if created:
             log.info("txn_recorded", order_no=stored.order_no, kind=stored.kind.value,
                      provider=stored.provider)
+            if prepared is not None:
+                self._prepared[stored.order_no] = prepared
             self._track(stored)
             self._notify(stored, None)
             self._spawn(stored, fresh=True)
         return stored
+
+    def _prepare(self, rec: TxnRecord) -> PreparedCreate | None:
+        """The signed create of a new sale, if its provider can sign ahead."""
+        provider = self.providers[rec.provider]
+        if rec.orig_order_no is not None or not isinstance(provider, Preparable):
+            return None  # a void or refund needs its original's references: signed later
+        try:
+            return provider.prepare_create(self._order_of(rec, None))
+        except PaymentError:
+            return None  # the runner signs again and meets the same error there
 
     # -- waiting, cancelling, status ---------------------------------------------------
 
@@ -297,20 +326,26 @@ class Engine:
                          timeout_s: float) -> TxnRecord:
         """The transaction once ``done(record)`` holds, or when ``timeout_s`` runs out."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            # Take the change signal before reading, so a change during the read wakes us.
-            changed = self._changed.setdefault(order_no, asyncio.Event())
+        watch = self._watches.setdefault(order_no, _Watch())
+        watch.waiters += 1  # from here on, every recorded change lands in watch.rec
+        try:
             rec = await self.get(order_no)
-            if rec is None:
-                raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
-                                   field="order_no")
-            left = deadline - time.monotonic()
-            if done(rec) or left <= 0:
-                if rec.is_final:
-                    self._changed.pop(order_no, None)
-                return rec
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=left)
+            while True:
+                if watch.rec is not None:
+                    rec = watch.rec
+                if rec is None:
+                    raise RequestError(1005, "original_not_found",
+                                       f"no transaction {order_no!r}", field="order_no")
+                left = deadline - time.monotonic()
+                if done(rec) or left <= 0:
+                    return rec
+                watch.changed.clear()  # no await since watch.rec was read: no change is missed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.changed.wait(), timeout=left)
+        finally:
+            watch.waiters -= 1
+            if not watch.waiters:
+                self._watches.pop(order_no, None)
 
     async def cancel(self, order_no: str, *, timeout_s: float | None = None) -> TxnRecord:
         """Ask for the payment to stop; the transaction once final.
@@ -407,6 +442,7 @@ class Engine:
 
         def forget(_task: asyncio.Task[None]) -> None:
             self._runners.pop(order_no, None)
+            self._prepared.pop(order_no, None)
 
         task.add_done_callback(forget)
 
@@ -516,9 +552,15 @@ class Engine:
         provider = self.providers[rec.provider]
         order = await self._order(rec)
         failpoint(f"before_{what}", rec.kind.value)
+        prepared = self._prepared.pop(rec.order_no, None)
         started = time.monotonic()
         try:
-            report = await (provider.create(order) if what == "create" else provider.query(order))
+            if what != "create":
+                report = await provider.query(order)
+            elif prepared is not None and isinstance(provider, Preparable):
+                report = await provider.create(order, prepared)
+            else:
+                report = await provider.create(order)
         except PaymentError as exc:
             self._heard(rec.provider, exc)
             self._called(rec.provider, what, started, exc)
@@ -610,6 +652,10 @@ class Engine:
         orig: TxnRecord | None = None
         if rec.orig_order_no is not None:
             orig = await self.get(rec.orig_order_no)
+        return self._order_of(rec, orig)
+
+    @staticmethod
+    def _order_of(rec: TxnRecord, orig: TxnRecord | None) -> PaymentOrder:
         return PaymentOrder(
             order_no=rec.order_no, kind=rec.kind, amount=rec.amount, currency=rec.currency,
             tip=rec.tip, terminal_sn=rec.terminal_sn, description=rec.description,
@@ -739,9 +785,10 @@ class Engine:
             self._live.pop(rec.order_no, None)
         else:
             self._live[rec.order_no] = rec
-        changed = self._changed.pop(rec.order_no, None)
-        if changed is not None:
-            changed.set()
+        watch = self._watches.get(rec.order_no)
+        if watch is not None:
+            watch.rec = rec
+            watch.changed.set()
         if rec.is_final:
             kick = self._kicks.pop(rec.order_no, None)
             if kick is not None:  # a sleeping runner wakes up, sees the end and stops

@@ -476,11 +476,16 @@ class Journal:
 
     async def run(self, fn: Callable[[JournalTx], T]) -> T:
         """Run ``fn`` atomically in the writer; its result once it is durably committed."""
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[JournalTx], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` for the writer now; the future resolves as :meth:`run` returns, so
+        the caller can do other work while the unit commits."""
         if self._writer is None:
             raise JournalError("the journal is closed")
         fut: Future[T] = Future()
         self._queue.put((fn, fut))
-        return await asyncio.wrap_future(fut)
+        return asyncio.wrap_future(fut)
 
     def _write_loop(self) -> None:
         conn = self._conn

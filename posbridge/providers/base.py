@@ -113,6 +113,29 @@ class Provider(Protocol):
         """Release HTTP sessions."""
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedCreate:
+    """A create request built and signed ahead of sending it: the engine signs while the
+    intent is being committed, and sends only once it is (DESIGN: intent first)."""
+
+    order_no: str
+    body: bytes
+    signed_at: float  # the provider's clock (seconds) when it was signed
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    """A provider whose create can be signed before it is sent (CodePay)."""
+
+    def prepare_create(self, order: PaymentOrder) -> PreparedCreate:
+        """The signed create for ``order``, not sent."""
+
+    async def create(self, order: PaymentOrder,
+                     prepared: PreparedCreate | None = None) -> ProviderReport:
+        """As :meth:`Provider.create`; sends ``prepared`` when it is for this order and
+        still fresh, else signs anew."""
+
+
 @runtime_checkable
 class Reversible(Protocol):
     """A provider that can reverse an order whose create answer was lost (UCanPay)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -317,3 +318,31 @@ def test_constructor_refuses_incomplete_credentials(gateway_key: RSAPrivateKey) 
         make(merchant_private(), gateway_key.public_key(), "MD5")
     provider = make(merchant_private(), gateway_key.public_key())
     assert "PRIVATE" not in repr(provider) and APP_ID in repr(provider)
+
+
+async def test_a_prepared_create_is_sent_exactly_as_signed(
+        make_provider: Make, sim: CodePaySimulator) -> None:
+    now = [time.time() - 20]
+    provider = make_provider(clock=lambda: now[0])
+    prepared = provider.prepare_create(order("P1", 700))
+    assert sim.creates == []  # preparing sends nothing
+    now[0] += 20  # sent 20 s after it was signed: still inside PREPARED_MAX_AGE_S
+    report = await provider.create(order("P1", 700), prepared)
+    assert report.outcome is Outcome.PENDING
+    [create] = sim.creates
+    assert create["sign"] == json.loads(prepared.body)["sign"]
+    assert create["timestamp"] == json.loads(prepared.body)["timestamp"]
+
+
+@pytest.mark.parametrize("case", ["stale", "other order"])
+async def test_a_stale_or_foreign_prepared_create_is_signed_anew(
+        make_provider: Make, sim: CodePaySimulator, case: str) -> None:
+    now = [time.time() - 31]
+    provider = make_provider(clock=lambda: now[0])
+    prepared = provider.prepare_create(order("P2" if case == "stale" else "P3", 700))
+    now[0] += 31 if case == "stale" else 0
+    await provider.create(order("P2", 700), prepared)
+    [create] = sim.creates
+    assert create["merchant_order_no"] == "P2"
+    assert create["sign"] != json.loads(prepared.body)["sign"]
+    assert int(create["timestamp"]) == int(now[0] * 1000)

@@ -24,7 +24,12 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from posbridge.errors import ConfigError, OutcomeUnknown, ProviderRejected, ProviderUnreachable
-from posbridge.providers.base import NotificationAnswer, PaymentOrder, ProviderReport
+from posbridge.providers.base import (
+    NotificationAnswer,
+    PaymentOrder,
+    PreparedCreate,
+    ProviderReport,
+)
 from posbridge.providers.codepay import messages as m
 
 __all__ = ["ENTRY_PATH", "CodePayProvider"]
@@ -35,6 +40,9 @@ ENTRY_PATH: Final = "/api/entry"
 #: Answers are small; anything bigger is not CodePay talking.
 MAX_ANSWER_BYTES: Final = 1 << 20
 _HEADERS: Final = {"Content-Type": "application/json; charset=UTF-8"}
+#: A create signed ahead (while the intent commits) is re-signed if it waited longer than
+#: this: its ``timestamp`` must stay well inside the gateway's tolerance.
+PREPARED_MAX_AGE_S: Final = 30.0
 
 
 class CodePayProvider:
@@ -108,19 +116,31 @@ class CodePayProvider:
         """Results are notified to ``url`` (sent as ``notify_url`` with every create)."""
         self._notify_url = url
 
-    async def create(self, order: PaymentOrder) -> ProviderReport:
-        """Push the order to its terminal; the report is PENDING (closable) with ``trans_no``.
-
-        The order's ``expires_s`` is sent as ``expires`` (the provider's default if not
-        positive). A lost answer or a "duplicate merchant_order_no" is OutcomeUnknown.
-        """
+    def prepare_create(self, order: PaymentOrder) -> PreparedCreate:
+        """The signed ``wisehub.cloud.pay.order`` for ``order``, not sent (see :meth:`create`)."""
         expires = order.expires_s if order.expires_s > 0 else self._expires_s
         # Without a gateway key a notification cannot be verified and would be refused, so
         # the gateway would retry it for hours: ask for none, results come by polling.
         notify = self._notify_url if self._gateway_key is not None else None
         business = m.create_body(order, merchant_no=self._merchant_no, store_no=self._store_no,
                                  notify_url=notify, expires_s=expires)
-        body = await self._post(m.CREATE, business, order_no=order.order_no)
+        now = self._clock()
+        return PreparedCreate(order_no=order.order_no, body=self._signed(m.CREATE, business, now),
+                              signed_at=now)
+
+    async def create(self, order: PaymentOrder,
+                     prepared: PreparedCreate | None = None) -> ProviderReport:
+        """Push the order to its terminal; the report is PENDING (closable) with ``trans_no``.
+
+        The order's ``expires_s`` is sent as ``expires`` (the provider's default if not
+        positive). A lost answer or a "duplicate merchant_order_no" is OutcomeUnknown.
+        ``prepared`` (from :meth:`prepare_create`) is sent as it is when it belongs to this
+        order and is at most ``PREPARED_MAX_AGE_S`` old; otherwise the request is signed now.
+        """
+        if (prepared is None or prepared.order_no != order.order_no
+                or not 0 <= self._clock() - prepared.signed_at <= PREPARED_MAX_AGE_S):
+            prepared = self.prepare_create(order)
+        body = await self._send(m.CREATE, prepared.body, order_no=order.order_no)
         return m.parse_create_response(body, order, gateway_key=self._gateway_key)
 
     async def query(self, order: PaymentOrder) -> ProviderReport:
@@ -173,16 +193,23 @@ class CodePayProvider:
 
     # -- transport ----------------------------------------------------------------------------
 
+    def _signed(self, method: str, business: Mapping[str, object], now_s: float) -> bytes:
+        """The request body as sent: envelope + business fields, signed (RSA2 mode)."""
+        payload = m.envelope(method, business, app_id=self._app_id, sign_type=self._sign_type,
+                             now_s=now_s, private_key=self._private_key)
+        return m.dumps(payload).encode("utf-8")
+
     async def _post(self, method: str, business: Mapping[str, object], **context: str) -> bytes:
         """POST one signed request; the raw answer body, or a posbridge PaymentError."""
-        payload = m.envelope(method, business, app_id=self._app_id, sign_type=self._sign_type,
-                             now_s=self._clock(), private_key=self._private_key)
+        return await self._send(method, self._signed(method, business, self._clock()), **context)
+
+    async def _send(self, method: str, data: bytes, **context: str) -> bytes:
+        """POST one request body as it is; the raw answer body, or a posbridge PaymentError."""
         bound = self._log.bind(method=method, **context)
         session = self._session_now()
         started = time.monotonic()
         try:
-            async with session.post(self._url, data=m.dumps(payload).encode("utf-8"),
-                                    headers=self._headers) as resp:
+            async with session.post(self._url, data=data, headers=self._headers) as resp:
                 body = await _read_capped(resp)
                 status = resp.status
         except aiohttp.ClientConnectorError as exc:
