@@ -85,9 +85,13 @@ class CpuMeter:
         self._t0 = time.perf_counter()
         self._c0 = {n: cpu_seconds(p) for n, p in self.pids.items()}
 
-    def stop(self) -> str:
+    def stop(self, sales: int = 0) -> str:
+        """Each process's CPU share of the wall time; with ``sales``, also its CPU per sale."""
         wall = time.perf_counter() - self._t0
         used = {n: cpu_seconds(p) - self._c0[n] for n, p in self.pids.items()}
+        if sales:
+            return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
+                                         for n, s in used.items() if s > 0)
         return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
 
 
@@ -312,17 +316,17 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
                                for k, c in enumerate(clients)))
         meter.start()
         n_d, t_d, lat_d = await rate(registers, args.seconds, direct_sale)
-        cpu_d = meter.stop()
+        cpu_d = meter.stop(n_d)
         m0 = scrape(http)
         meter.start()
         n_b, t_b, lat_b = await rate(registers, args.seconds, bridge_sale)
-        cpu_b = meter.stop()
+        cpu_b = meter.stop(n_b)
         m1 = scrape(http)
         print(f"\nthroughput, {registers} concurrent lanes, {args.seconds:g} s each")
         print(f"direct (sign+verify)  {n_d:6} sales in {t_d:5.1f} s = {n_d / t_d:6.0f} sales/s"
-              f"   median {statistics.median(lat_d) * 1000:6.1f} ms" + cpu_d)
+              f"   median {statistics.median(lat_d) * 1000:6.1f} ms\n" + cpu_d)
         print(f"through the bridge    {n_b:6} sales in {t_b:5.1f} s = {n_b / t_b:6.0f} sales/s"
-              f"   median {statistics.median(lat_b) * 1000:6.1f} ms" + cpu_b)
+              f"   median {statistics.median(lat_b) * 1000:6.1f} ms\n" + cpu_b)
         print(breakdown(m0, m1))
         rb = n_b / t_b
         print(f"ratio bridge/direct sales/s {rb / (n_d / t_d):.2f}"
