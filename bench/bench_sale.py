@@ -44,7 +44,7 @@ from typing import Any
 
 from procs import wait_file  # bench/procs.py (the script's folder is on sys.path)
 
-from posbridge import logs
+from posbridge import aio, logs
 from posbridge.client import EcrClient
 from posbridge.errors import OutcomeUnknown
 from posbridge.metrics import percentile
@@ -257,7 +257,7 @@ def main() -> None:
                           "driver": os.getpid()})
         print(f"approve delay {args.approve_delay} s; {os.cpu_count()} CPUs; load average "
               f"{os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}")
-        asyncio.run(run(args, registers, sim, keys, url, http, meter))
+        aio.run(run(args, registers, sim, keys, url, http, meter))
     finally:
         procs = [p for p in (bridge_proc, sim_proc) if p is not None]
         for proc in procs:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from posbridge import aio
 from posbridge.client import EcrClient, EcrError
 from posbridge.sandbox.paths import default_sandbox_dir, read_sandbox_token
 
@@ -136,7 +137,7 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
                   "`posbridge serve --sandbox`", file=sys.stderr)
             return 2
         try:
-            return asyncio.run(_session(action, args, token))
+            return aio.run(_session(action, args, token))
         except (OSError, TimeoutError) as exc:
             print(f"cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
             return 2

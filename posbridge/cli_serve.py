@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from posbridge import logs
+from posbridge import aio, logs
 from posbridge.config import load_config, parse_config
 from posbridge.errors import ConfigError, PosbridgeError
 
@@ -42,10 +42,10 @@ def register_commands(sub: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     try:
         if args.sandbox:
-            return asyncio.run(_run_sandbox(args))
+            return aio.run(_run_sandbox(args))
         config = load_config(args.config)
         logs.configure(args.log_format or config.bridge.log_format)
-        return asyncio.run(_run(config, args.ready_file))
+        return aio.run(_run(config, args.ready_file))
     except ConfigError as exc:
         print(f"posbridge: configuration error: {exc}", file=sys.stderr)
         return 2

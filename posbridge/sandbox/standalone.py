@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from posbridge import aio
 from posbridge.sandbox.runtime import Simulators, ensure_keys, start_simulators
 
 
@@ -28,7 +29,7 @@ def register_commands(sub: Any) -> None:
                    help="written (JSON: codepay, ucanpay, admin URLs) once listening")
     p.add_argument("--approve-delay", type=float, default=0.05)
     p.add_argument("--notify-interval", type=float, default=0.2)
-    p.set_defaults(func=lambda args: asyncio.run(_main(args)))
+    p.set_defaults(func=lambda args: aio.run(_main(args)))
 
 
 def _admin_app(sims: Simulators) -> web.Application:
