@@ -733,4 +733,4 @@ def _text(value: object) -> str | None:
 
 
 def _digits(n: int) -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(n))
+    return f"{secrets.randbelow(10 ** n):0{n}d}"
