@@ -158,7 +158,7 @@ class Methods:
 
     async def events_replay(self, caller: Caller, p: Any) -> object:
         events = await self.engine.journal.events_since(caller.name, p.since_seq)
-        return [event_view(e) for e in events]
+        return fit_in_frame([event_view(e) for e in events])
 
     async def batch_status(self, caller: Caller, p: Any) -> object:
         if self.batches is None:
@@ -200,3 +200,21 @@ def _now_rfc3339() -> str:
 
 def _unreachable(rec: TxnRecord) -> bool:
     return rec.state == State.PENDING and rec.error_code == "provider_unreachable"
+
+
+#: Room left in a 64 KiB frame for the response envelope and the request's id.
+ENVELOPE_RESERVE = 4 * 1024
+
+
+def fit_in_frame(views: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The oldest events that fit in one frame (ECR-PROTOCOL: frames over 64 KiB are refused).
+
+    A register that was away long enough has more: it asks again from the last ``seq`` it got
+    until the answer is empty (docs/ecr-protocol.md, "After a disconnect or a crash")."""
+    budget = proto.MAX_FRAME_BYTES - ENVELOPE_RESERVE
+    used = 0
+    for i, view in enumerate(views):
+        used += len(proto.dumps(view).encode("utf-8")) + 1  # + the comma
+        if used > budget:
+            return views[:max(i, 1)]
+    return views

@@ -433,14 +433,15 @@ def params_fingerprint(params: Params) -> str:
 # -- encoding ------------------------------------------------------------------------------
 
 
-def _dumps(obj: object) -> str:
+def dumps(obj: object) -> str:
+    """``obj`` as the bridge writes it in a frame (compact JSON, UTF-8 kept)."""
     # allow_nan=False: a NaN from a bug must fail here, not reach a register as invalid JSON.
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def result_frame(id: RequestId, result: object) -> str:
     """A success response. ``result`` must be JSON-able (TypeError otherwise: a bug)."""
-    return _dumps({"jsonrpc": JSONRPC_VERSION, "id": id, "result": result})
+    return dumps({"jsonrpc": JSONRPC_VERSION, "id": id, "result": result})
 
 
 def error_frame(id: RequestId | None, err: RequestError) -> str:
@@ -451,9 +452,9 @@ def error_frame(id: RequestId | None, err: RequestError) -> str:
     if err.provider_code is not None:
         data["provider_code"] = err.provider_code
     error = {"code": int(err.code), "message": err.message, "data": data}
-    return _dumps({"jsonrpc": JSONRPC_VERSION, "id": id, "error": error})
+    return dumps({"jsonrpc": JSONRPC_VERSION, "id": id, "error": error})
 
 
 def notification_frame(method: str, params: Mapping[str, object]) -> str:
     """A server-to-register notification (no id), e.g. ``transaction.updated``."""
-    return _dumps({"jsonrpc": JSONRPC_VERSION, "method": method, "params": dict(params)})
+    return dumps({"jsonrpc": JSONRPC_VERSION, "method": method, "params": dict(params)})

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from posbridge.client import EcrClient, EcrError
+from posbridge.ecr.methods import ENVELOPE_RESERVE
+from posbridge.ecr.protocol import MAX_FRAME_BYTES, dumps
 from posbridge.providers.codepay.messages import TransStatus
 
 from .conftest import PIN, Bridge
@@ -193,6 +195,31 @@ async def test_register_disconnect_then_replay(bridge: Bridge) -> None:
         assert len(finals) == 1
         later = await ecr.call("events.replay", {"since_seq": finals[0]["seq"]})
         assert all(e["seq"] > finals[0]["seq"] for e in later)
+
+
+async def test_a_long_replay_comes_in_frames_under_64_kib_and_misses_nothing(
+        bridge: Bridge) -> None:
+    async with await bridge.register() as ecr:
+        for first in range(0, 120, 30):  # a register may have 32 requests in flight
+            await asyncio.gather(*(ecr.call("sale", sale(f"LR{i:03d}", "1.00"))
+                                   for i in range(first, first + 30)))
+        pages: list[list[dict[str, Any]]] = []
+        since = 0
+        for _ in range(50):  # bounded: 120 sales make a few hundred events
+            page = await ecr.call("events.replay", {"since_seq": since})
+            if not page:
+                break
+            assert len(dumps(page).encode()) < MAX_FRAME_BYTES - ENVELOPE_RESERVE
+            pages.append(page)
+            since = page[-1]["seq"]
+    assert len(pages) > 1  # it did not fit in one frame
+    seqs = [e["seq"] for page in pages for e in page]
+    assert seqs == list(range(1, len(seqs) + 1))  # every event, once, in order
+    replayed = [e for page in pages for e in page]
+    approved = {e["params"]["transaction"]["order_no"] for e in replayed
+                if e["type"] == "transaction.updated"
+                and e["params"]["transaction"]["state"] == "approved"}
+    assert approved == {f"LR{i:03d}" for i in range(120)}
 
 
 async def test_provider_unreachable_is_1007_and_the_transaction_exists(
