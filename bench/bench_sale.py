@@ -90,8 +90,9 @@ class CpuMeter:
         wall = time.perf_counter() - self._t0
         used = {n: cpu_seconds(p) - self._c0[n] for n, p in self.pids.items()}
         if sales:
-            return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
-                                         for n, s in used.items() if s > 0)
+            return "   cpu: " + ", ".join(
+                f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
+                for n, s in used.items() if s > 0)
         return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
 
 
