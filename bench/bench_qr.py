@@ -4,16 +4,18 @@ QR slip's size and line time with native and raster QR.
     python bench/bench_qr.py [--sales 100] [--lanes 20] [--rounds 10]
 
 Three processes: the simulators (``posbridge simulate``), the daemon (this file with
-``--serve``: the same :class:`posbridge.daemon.Daemon` that ``posbridge serve`` runs, plus an
-event-loop lag probe sampling every 2 ms in the daemon's loop and a small 127.0.0.1 endpoint
-to read it), and this driver (the registers, and one "kiosk" per lane watching the web
+``--serve``: the same :class:`posbridge.daemon.Daemon` that ``posbridge serve`` runs, on the
+same loop (:mod:`posbridge.aio`: uvloop), plus an event-loop lag probe sampling every 2 ms in
+the daemon's loop and a small 127.0.0.1 endpoint to read it; its QR render pool process is
+the daemon's own child), and this driver (the registers, and one "kiosk" per lane watching the web
 display's WebSocket).
 
 * **QR frame ready**: from the ``qr_sale`` request sent (``wait: false``) to the moment the
   kiosk has the QR image: the display pushes the QR frame, the kiosk fetches
-  ``/display/<lane>/qr.png?seq=N``, which answers once the PNG is rendered (in a thread,
-  off the event loop). So the figure includes that fetch (one local HTTP round trip). Every
-  QR sale is then cancelled at the register (not timed), so the next one starts clean.
+  ``/display/<lane>/qr.png?seq=N``, which answers once the PNG is rendered (in the daemon's
+  render pool process, off the event loop). So the figure includes that fetch (one local HTTP
+  round trip). Every QR sale is then cancelled at the register (not timed), so the next one
+  starts clean.
 * **excluding the provider**: the provider part is measured separately in the same run: the
   driver places the same ``unifiedorder`` straight at the UCanPay simulator with the
   bridge's own UCanPay client (signing and verifying), alternating in blocks with the bridged
@@ -50,7 +52,7 @@ import aiohttp
 from aiohttp import web
 from procs import wait_file  # bench/procs.py (the script's folder is on sys.path)
 
-from posbridge import logs
+from posbridge import aio, logs
 from posbridge.client import EcrClient
 from posbridge.metrics import EventLoopLagProbe, percentile
 from posbridge.providers.base import PaymentOrder, TxnKind
@@ -388,7 +390,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.serve is not None:
         logs.configure("json")
-        asyncio.run(serve(args.serve, args.ready_file, args.stub_render))
+        aio.run(serve(args.serve, args.ready_file, args.stub_render))
         return
     logs.configure("json", logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="posbridge-bench-qr-"))
@@ -411,7 +413,7 @@ def main() -> None:
               f"python {sys.version.split()[0]}")
         if args.stub_render:
             print("DIAGNOSTIC RUN: QR rendering stubbed out in the daemon (--stub-render)")
-        asyncio.run(drive(args, sim, keys, ports))
+        aio.run(drive(args, sim, keys, ports))
     finally:
         procs = [p for p in (bridge_proc, sim_proc) if p is not None]
         for proc in procs:

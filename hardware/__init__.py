@@ -1,6 +1,7 @@
 """Device drivers of posbridge: QR rendering, ESC/POS receipt printers and customer displays.
 
 - :mod:`hardware.qr`: the QR matrix and PNG of a wallet deeplink;
+- :mod:`hardware.qr_pool`: the worker process the daemon renders QR codes, slips and pictures in;
 - :mod:`hardware.escpos`: ESC/POS command bytes, the :class:`~hardware.escpos.EscPosJob`
   builder and the ``DLE EOT`` status parser (pure);
 - :mod:`hardware.receipts`: the slips the bridge prints (pure);

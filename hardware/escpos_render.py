@@ -1,10 +1,10 @@
 """Our ESC/POS subset drawn as a picture of the paper (pure: bytes in, pillow image out).
 
-Used by the file printer to keep a PNG copy of every slip, and by tests to check what a real
-printer would show (the QR is decoded back with zxing-cpp). It understands exactly the commands
-:class:`hardware.escpos.EscPosJob` emits -- ESC @, ESC t, ESC a, ESC E, ESC d, GS !, GS ( k
-(QR model 2), GS v 0, GS V, ESC p, DLE EOT -- and raises PrinterError on any other command,
-so a builder change that the renderer does not follow is noticed.
+Used by the file printer to keep a PNG copy of every slip (:func:`render_png`), and by tests
+to check what a real printer would show (the QR is decoded back with zxing-cpp). It understands
+exactly the commands :class:`hardware.escpos.EscPosJob` emits -- ESC @, ESC t, ESC a, ESC E,
+ESC d, GS !, GS ( k (QR model 2), GS v 0, GS V, ESC p, DLE EOT -- and raises PrinterError on
+any other command, so a builder change that the renderer does not follow is noticed.
 
 Geometry follows a 203 dpi thermal printer in font A: 12 x 24 dot characters, 30-dot lines.
 A native QR is drawn by :mod:`hardware.qr` (the printer may choose a different mask, never a
@@ -15,6 +15,7 @@ lines and centring leave it white paper.
 from __future__ import annotations
 
 import functools
+import io
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
@@ -31,7 +32,7 @@ from hardware.escpos import (
 from hardware.qr import qr_image
 from posbridge.errors import PrinterError
 
-__all__ = ["CHAR_H", "CHAR_W", "LINE_H", "render"]
+__all__ = ["CHAR_H", "CHAR_W", "LINE_H", "render", "render_png"]
 
 CHAR_W = 12
 CHAR_H = 24
@@ -255,3 +256,12 @@ def render(data: bytes, *, width_dots: int = 576) -> Image.Image:
         paper.paste(band, (x, y))
         y += band.height
     return paper
+
+
+def render_png(data: bytes, *, width_dots: int = 576) -> bytes:
+    """:func:`render` as PNG bytes (optimized): the file printer's copy of a slip. Pure, so
+    the daemon runs it in :data:`hardware.qr_pool.POOL`'s worker process.
+    """
+    out = io.BytesIO()
+    render(data, width_dots=width_dots).save(out, format="PNG", optimize=True)
+    return out.getvalue()

@@ -2,9 +2,18 @@
 
 The symbol comes from zxing-cpp's encoder (C++: about 0.5 ms for a deeplink, best mask
 included), pillow draws it. The pure-Python ``qrcode`` package took about 10 ms per symbol,
-most of it choosing the mask, and held the GIL all that time, so the event loop stalled even
-though the work ran in a thread (see bench/README.md). The event loop calls
-:func:`render_qr_png_async`, which runs the same work in a thread.
+most of it choosing the mask (see bench/README.md).
+
+zxing-cpp holds the GIL for its whole C++ call (about 0.3 ms for a 110-character deeplink), so
+even in a worker thread it stalls the event loop: a thread calling it in a loop delayed a 1 ms
+sleep loop by 5 ms at the median (the GIL switch interval), where pillow's PNG encoding in a
+thread delayed it by 0.1 ms. The event loop therefore calls :func:`render_qr_png_async`, which
+renders in a worker *process* of :data:`hardware.qr_pool.POOL` (spawned, and warmed when
+:mod:`posbridge.devices` starts the daemon's devices); before that pool is started, or for the
+calls in flight when a worker dies, it renders in a thread as before. The other renderers that
+draw a QR during a sale (the QR slip's bytes, the file printer's and the file display's
+pictures) go through the same pool. The functions here are plain synchronous code: they are
+what the pool runs.
 
 Error correction is at least ``M`` (a slip may be creased or a screen may glare) and the PNG
 always keeps the 4-module quiet zone the QR standard requires, so a phone can scan it at once.
@@ -12,12 +21,13 @@ always keeps the 4-module quiet zone the QR standard requires, so a phone can sc
 
 from __future__ import annotations
 
-import asyncio
 import io
 from typing import Any
 
 import zxingcpp
 from PIL import Image, ImageOps
+
+from hardware.qr_pool import POOL
 
 __all__ = ["EC_LEVELS", "MIN_BORDER", "qr_image", "qr_matrix", "render_qr_png",
            "render_qr_png_async"]
@@ -86,5 +96,8 @@ def render_qr_png(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: st
 async def render_qr_png_async(
     data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M"
 ) -> bytes:
-    """:func:`render_qr_png` in a worker thread, so the event loop never waits on pillow."""
-    return await asyncio.to_thread(render_qr_png, data, scale=scale, border=border, ec=ec)
+    """:func:`render_qr_png` in the render pool's worker process (in a thread when the pool is
+    not started or broke), so the event loop never waits on zxing-cpp or pillow. The same
+    bytes, and the same ValueError for data no QR code holds.
+    """
+    return await POOL.run(render_qr_png, data, scale=scale, border=border, ec=ec)

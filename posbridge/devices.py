@@ -3,7 +3,9 @@
 The engine calls :meth:`Devices.on_change` after each commit; this module decides what the
 customer sees and what is printed, and hands the work to the devices' own tasks. Nothing here
 can block or fail a payment: every device call is bounded, runs in its own task, and device
-trouble is logged, counted and announced to the registers as ``terminal.status``.
+trouble is logged, counted and announced to the registers as ``terminal.status``. QR pictures
+and QR slips are drawn in the render pool's worker process (:mod:`hardware.qr_pool`), which
+:meth:`Devices.start` starts and :meth:`Devices.stop` closes.
 
 Which devices serve a transaction: a card transaction uses its terminal's ``display`` and
 ``printer``; a QR sale uses the ``display`` it names, else its terminal's, else the only
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -26,6 +28,7 @@ from hardware.displays.web import WebDisplay
 from hardware.escpos import PrinterProfile
 from hardware.print_queue import PrintQueue
 from hardware.printers import PRINTERS
+from hardware.qr_pool import POOL
 from hardware.receipts import batch_report_from_view, card_receipt, qr_slip
 from posbridge.config import DisplayConfig, PrinterConfig
 from posbridge.engine import TerminalInfo
@@ -82,6 +85,8 @@ class Devices:
         # (kind, name) -> current fault: a lane's display and printer may share a name
         self.faults: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slips: set[asyncio.Task[None]] = set()  # QR slips being built (in the pool)
+        self._pool_started = False
         self._idle_timers: dict[str, asyncio.TimerHandle] = {}
         self._seq = 0
 
@@ -90,6 +95,9 @@ class Devices:
         return {n: d for n, d in self.displays.items() if isinstance(d, WebDisplay)}
 
     async def start(self) -> None:
+        if self.displays or self.printers:  # QR pictures and slips render in its process
+            await POOL.start()
+            self._pool_started = True
         for name, printer in self.printers.items():
             queue = PrintQueue(
                 printer,
@@ -110,6 +118,8 @@ class Devices:
             timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+        if self._slips:  # a slip being built is queued, then drained with the others
+            await asyncio.wait(self._slips, timeout=drain_s)
         for queue in self.queues.values():
             await queue.stop(drain_s)
         for display in self.displays.values():
@@ -117,6 +127,9 @@ class Devices:
                 await asyncio.wait_for(display.close(), DISPLAY_TIMEOUT_S)
             except (DeviceError, OSError, TimeoutError) as exc:
                 log.warning("display_close_failed", display=display.name, error=str(exc))
+        if self._pool_started:
+            self._pool_started = False
+            await POOL.close()
 
     # -- engine listener ---------------------------------------------------------------
 
@@ -140,11 +153,15 @@ class Devices:
                 self._spawn(self._show(display, frame))
             printer = self._printer_for(rec)
             if rec.print_slip and printer is not None:
-                data = qr_slip(deeplink=rec.qr_deeplink, amount_text=amount, currency=cur,
-                               subject=rec.subject, order_no=rec.order_no,
-                               expires_text=rfc3339(rec.expires_at) or "",
-                               profile=self.profiles[printer])
-                self.queues[printer].submit(f"qr-{rec.order_no}", data)
+                # Built in the render pool's process: sizing or drawing its QR calls zxing-cpp.
+                slip = POOL.run(qr_slip, deeplink=rec.qr_deeplink, amount_text=amount,
+                                currency=cur, subject=rec.subject, order_no=rec.order_no,
+                                expires_text=rfc3339(rec.expires_at) or "",
+                                profile=self.profiles[printer])
+                task = asyncio.get_running_loop().create_task(
+                    self._print_slip(printer, f"qr-{rec.order_no}", slip))
+                self._slips.add(task)
+                task.add_done_callback(self._slips.discard)
         elif rec.is_final and display is not None:
             paid = rec.state == State.APPROVED
             frame = DisplayFrame(
@@ -153,6 +170,14 @@ class Devices:
                 message="Paid - thank you" if paid else f"Payment {rec.state.value}")
             self._spawn(self._show(display, frame))
             self._back_to_idle(display)
+
+    async def _print_slip(self, printer: str, job_id: str, slip: Awaitable[bytes]) -> None:
+        try:
+            data = await slip
+        except Exception:  # like a listener's error: logged, the payment goes on
+            log.exception("slip_build_failed", job=job_id)
+            return
+        self.queues[printer].submit(job_id, data)
 
     def _receipt(self, rec: TxnRecord) -> None:
         printer = self._printer_for(rec)

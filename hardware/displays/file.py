@@ -5,8 +5,9 @@ newest frame, replaced atomically (written to a temporary file in the same direc
 renamed) so a viewer never reads half a picture. Only the newest :data:`KEEP_FILES` per-frame
 files are kept, so a long-running install cannot fill its disk.
 
-Rendering (pillow, QR) and file writes run in the display's one worker thread, never on
-the event loop; ``OSError`` never leaves this module (it becomes
+Frames are drawn (pillow, QR) in the render pool's worker process (:mod:`hardware.qr_pool`:
+zxing-cpp would hold the GIL in a thread), waited for and written by the display's one worker
+thread, in order, never on the event loop; ``OSError`` never leaves this module (it becomes
 :class:`posbridge.errors.DisplayError`).
 """
 
@@ -23,6 +24,7 @@ from hardware.displays.base import SHOW_TIMEOUT_S
 from hardware.displays.frame_png import render_frame_png
 from hardware.displays.frames import DisplayFrame
 from hardware.displays.worker import DeviceWorker
+from hardware.qr_pool import POOL
 from posbridge.errors import DisplayError
 
 __all__ = ["KEEP_FILES", "FileDisplay"]
@@ -80,7 +82,7 @@ class FileDisplay:
             raise PermissionError(f"{self.dir} is not writable")
 
     def _write(self, frame: DisplayFrame) -> None:
-        png = render_frame_png(frame)
+        png = POOL.run_blocking(render_frame_png, frame)
         _atomic_write(self.path_for(frame), png)
         _atomic_write(self.dir / CURRENT, png)
         self._prune()

@@ -12,7 +12,9 @@ browser still ends on the newest frame, in order, and ``show()`` never waits for
 - ``GET /display/{name}/ws``: a WebSocket pushing ``{"type": "frame", "frame": {...},
   "server_time": t}`` text messages, the newest frame first;
 - ``GET /display/{name}/qr.png?seq=N``: the QR of the current frame (404 once frame ``N`` is no
-  longer current), rendered by :mod:`hardware.qr` in a thread and cached per deeplink;
+  longer current), rendered by :func:`hardware.qr.render_qr_png_async` (in the render pool's
+  worker process, see :mod:`hardware.qr_pool`) as soon as the frame is shown, and cached per
+  deeplink;
 - ``POST /display/{name}/sandbox-pay`` (only when a callback is given, only for sandbox
   displays): "the customer scanned and paid", for demos without a phone.
 

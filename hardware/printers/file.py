@@ -1,9 +1,10 @@
 """A "printer" that appends the raw ESC/POS bytes to a file, for sandboxes and headless
 installs; with ``png_dir`` it also keeps a picture of each slip as ``<job_id>.png``.
 
-File I/O and rendering run in a worker thread (``asyncio.to_thread``), never on the event loop;
-OSError becomes PrinterError here. A slip that cannot be drawn is still printed (the raw bytes
-are the print; the PNG is a copy), and the failure is logged.
+File I/O runs in a worker thread (``asyncio.to_thread``) and the slip's picture is drawn in the
+render pool's worker process (:mod:`hardware.qr_pool`: in a thread, zxing-cpp would hold the
+GIL), never on the event loop; OSError becomes PrinterError here. A slip that cannot be drawn
+is still printed (the raw bytes are the print; the PNG is a copy), and the failure is logged.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import structlog
 
 from hardware.escpos import PrinterStatus
-from hardware.escpos_render import render
+from hardware.escpos_render import render_png
 from hardware.printers.base import PrinterLifecycle, job_file_stem
+from hardware.qr_pool import POOL
 from posbridge.errors import PrinterError
 
 __all__ = ["FilePrinter"]
@@ -63,7 +65,8 @@ class FilePrinter(PrinterLifecycle):
         if self.png_dir is not None:
             stem = job_file_stem(job_id) if job_id else f"job-{next(self._unnamed):06d}"
             try:
-                await asyncio.to_thread(self._save_png, data, self.png_dir / f"{stem}.png")
+                png = await POOL.run(render_png, data, width_dots=self.width_dots)
+                await asyncio.to_thread(self._save_png, png, self.png_dir / f"{stem}.png")
             except PrinterError as exc:
                 self._log.warning("printer_png_failed", job=job_id, error=str(exc))
 
@@ -94,9 +97,8 @@ class FilePrinter(PrinterLifecycle):
         except OSError as exc:
             raise PrinterError(f"cannot write {self.path}: {exc}") from exc
 
-    def _save_png(self, data: bytes, target: Path) -> None:
-        image = render(data, width_dots=self.width_dots)
+    def _save_png(self, png: bytes, target: Path) -> None:
         try:
-            image.save(target, format="PNG", optimize=True)
+            target.write_bytes(png)
         except OSError as exc:
             raise PrinterError(f"cannot write {target}: {exc}") from exc
