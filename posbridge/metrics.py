@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from collections.abc import Iterable
 
@@ -61,11 +62,11 @@ class EventLoopLagProbe:
 
     async def run(self) -> None:
         """Sample forever, one sample per ``interval_s``."""
-        loop = asyncio.get_running_loop()
+        # perf_counter, not loop.time(): uvloop's loop clock counts whole milliseconds.
         while True:
-            asked_at = loop.time()
+            asked_at = time.perf_counter()
             await asyncio.sleep(self.interval_s)
-            self.record(loop.time() - asked_at - self.interval_s)
+            self.record(time.perf_counter() - asked_at - self.interval_s)
 
     def record(self, lag_s: float) -> None:
         """Add one lag sample in seconds (negative values, clock granularity, count as 0)."""
