@@ -123,38 +123,41 @@ class RenderPool:
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` in a worker process, else in a thread. ``fn``, its
         arguments and its result must pickle (``fn`` a module-level function)."""
-        executor = self._executor
-        if executor is not None:
+        submitted = self._submit(fn, *args, **kwargs)
+        if submitted is not None:
+            executor, future = submitted
             try:
-                future = executor.submit(fn, *args, **kwargs)
+                return await asyncio.wrap_future(future)
             except BrokenProcessPool:
                 self._broken(executor)
-            except RuntimeError:
-                pass  # closed meanwhile
-            else:
-                try:
-                    return await asyncio.wrap_future(future)
-                except BrokenProcessPool:
-                    self._broken(executor)
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     def run_blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`run` for a worker thread: waits for the pool (without holding the GIL), or
         calls ``fn`` here when there is no pool. Never call it on the event loop."""
-        executor = self._executor
-        if executor is not None:
+        submitted = self._submit(fn, *args, **kwargs)
+        if submitted is not None:
+            executor, future = submitted
             try:
-                future = executor.submit(fn, *args, **kwargs)
+                return future.result()
             except BrokenProcessPool:
                 self._broken(executor)
-            except RuntimeError:
-                pass  # closed meanwhile
-            else:
-                try:
-                    return future.result()
-                except BrokenProcessPool:
-                    self._broken(executor)
         return fn(*args, **kwargs)
+
+    def _submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[T]] | None:
+        """The pool and its future for ``fn``, or None when it must run here instead."""
+        executor = self._executor
+        if executor is None:
+            return None
+        try:
+            return executor, executor.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self._broken(executor)
+        except RuntimeError:
+            pass  # closed meanwhile
+        return None
 
     # -- plumbing ------------------------------------------------------------------------------
 
