@@ -308,7 +308,7 @@ class Engine:
             return None  # a void or refund needs its original's references: signed later
         try:
             return provider.prepare_create(self._order_of(rec, None))
-        except PaymentError:
+        except Exception:  # the intent is committing: whatever happens, it gets its runner
             return None  # the runner signs again and meets the same error there
 
     # -- waiting, cancelling, status ---------------------------------------------------
