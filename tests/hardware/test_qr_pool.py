@@ -93,11 +93,12 @@ async def test_start_warms_a_worker_process_and_renders_run_there(pool: RenderPo
     assert await pool.run(os.getpid) == worker
 
 
-async def test_pool_png_is_byte_equal_to_render_qr_png_and_decodes(pool: RenderPool) -> None:
-    for kwargs in ({}, {"scale": 1}, {"scale": 3, "border": 6, "ec": "H"}):
-        png = await render_qr_png_async(DEEPLINK, **kwargs)  # type: ignore[arg-type]
-        assert png == render_qr_png(DEEPLINK, **kwargs)  # type: ignore[arg-type]
-        assert _decode(png) == [DEEPLINK]
+@pytest.mark.parametrize(("scale", "border", "ec"), [(8, 4, "M"), (1, 4, "M"), (3, 6, "H")])
+async def test_pool_png_is_byte_equal_to_render_qr_png_and_decodes(
+        pool: RenderPool, scale: int, border: int, ec: str) -> None:
+    png = await render_qr_png_async(DEEPLINK, scale=scale, border=border, ec=ec)
+    assert png == render_qr_png(DEEPLINK, scale=scale, border=border, ec=ec)
+    assert _decode(png) == [DEEPLINK]
 
 
 async def test_validation_errors_surface_as_value_error(pool: RenderPool) -> None:
