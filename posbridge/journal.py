@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -337,11 +337,23 @@ class JournalTx(_Reads):
             _txn_to_row(rec),
         )
 
-    def update(self, rec: TxnRecord) -> None:
-        sets = ", ".join(f"{name} = ?" for name in _TXN_COLUMNS[1:])
+    def update(self, rec: TxnRecord, *, old: TxnRecord | None = None) -> None:
+        """Write ``rec`` over its row. With ``old`` (the row as read in this unit), only the
+        columns that differ are written: SQLite then leaves alone every index on the others
+        (writing all columns rewrites all seven indexes of the table)."""
+        new_row = _txn_to_row(rec)
+        changed: Sequence[int]
+        if old is None:
+            changed = range(1, len(_TXN_COLUMNS))
+        else:
+            old_row = _txn_to_row(old)
+            changed = [i for i in range(1, len(_TXN_COLUMNS)) if new_row[i] != old_row[i]]
+            if not changed:
+                return
+        sets = ", ".join(f"{_TXN_COLUMNS[i]} = ?" for i in changed)
         cur = self.conn.execute(
-            f"UPDATE transactions SET {sets} WHERE order_no = ?",  # noqa: S608
-            (*_txn_to_row(rec)[1:], rec.order_no),
+            f"UPDATE transactions SET {sets} WHERE order_no = ?",  # noqa: S608 (column names)
+            (*(new_row[i] for i in changed), rec.order_no),
         )
         if cur.rowcount != 1:
             raise JournalError(f"no transaction {rec.order_no!r} to update")
@@ -404,7 +416,10 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-_Unit = tuple[Callable[[JournalTx], Any], "Future[Any]"]
+# A unit and the future its caller awaits. The future belongs to the event loop: the writer
+# thread only carries it back to the loop (in _deliver), where it is resolved, so a result
+# costs the loop one wake-up and no cross-thread future machinery.
+_Unit = tuple[Callable[[JournalTx], Any], "asyncio.Future[Any]"]
 
 
 class Journal:
@@ -480,12 +495,12 @@ class Journal:
 
     def submit(self, fn: Callable[[JournalTx], T]) -> asyncio.Future[T]:
         """Queue ``fn`` for the writer now; the future resolves as :meth:`run` returns, so
-        the caller can do other work while the unit commits."""
-        if self._writer is None:
+        the caller can do other work while the unit commits. Call it on the journal's loop."""
+        if self._writer is None or self._loop is None:
             raise JournalError("the journal is closed")
-        fut: Future[T] = Future()
+        fut: asyncio.Future[T] = self._loop.create_future()
         self._queue.put((fn, fut))
-        return asyncio.wrap_future(fut)
+        return fut
 
     def _write_loop(self) -> None:
         conn = self._conn
@@ -512,7 +527,7 @@ class Journal:
         self, conn: sqlite3.Connection, seqs: dict[str, int], units: list[_Unit]
     ) -> None:
         started = time.perf_counter()
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
         emitted: list[EventRecord] = []
         saved_seqs = dict(seqs)
         try:
@@ -555,7 +570,7 @@ class Journal:
             self._loop.call_soon_threadsafe(self._deliver, emitted, outcomes)
 
     def _deliver(
-        self, emitted: list[EventRecord], outcomes: list[tuple[Future[Any], bool, Any]]
+        self, emitted: list[EventRecord], outcomes: list[tuple[asyncio.Future[Any], bool, Any]]
     ) -> None:
         if emitted and self._on_events is not None:
             try:

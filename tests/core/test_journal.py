@@ -177,6 +177,47 @@ async def test_hot_queries_use_indexes(tmp_path: Path) -> None:
             assert "SCAN transactions" not in plan or "USING" in plan, plan
 
 
+async def test_update_with_the_old_row_writes_only_the_changed_columns(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        old = make("U1")
+        await j.run(insert_unit(old))
+        new = dataclasses.replace(old, state=State.IN_PROGRESS, provider_ref="P9", updated_at=2_000)
+        statements: list[str] = []
+
+        def unit(tx: JournalTx) -> None:
+            tx.conn.set_trace_callback(statements.append)
+            try:
+                tx.update(new, old=old)
+                tx.update(new, old=new)  # nothing differs: no statement at all
+            finally:
+                tx.conn.set_trace_callback(None)
+
+        await j.run(unit)
+        assert await j.get("U1") == new
+    updates = [s for s in statements if s.startswith("UPDATE")]
+    assert len(updates) == 1
+    written = updates[0].split(" SET ")[1].split(" WHERE ")[0]
+    assert sorted(c.split(" = ")[0] for c in written.split(", ")) == [
+        "provider_ref", "state", "updated_at"]
+
+
+async def test_update_of_a_missing_row_is_an_error(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        ghost = make("NOPE")
+        with pytest.raises(JournalError):
+            await j.run(lambda tx: tx.update(dataclasses.replace(ghost, amount=1), old=ghost))
+
+
+async def test_a_cancelled_waiter_does_not_undo_its_committed_unit(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        waiter = asyncio.ensure_future(j.run(insert_unit(make("C1"))))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await j.run(lambda tx: None)  # the writer has committed everything before this
+        assert waiter.cancelled()
+        assert await j.get("C1") is not None
+
+
 async def test_closed_journal_refuses_work(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.sqlite")
     await j.open()
