@@ -138,6 +138,10 @@ class Engine:
     ) -> None:
         self.journal = journal
         self.providers = dict(providers)
+        # isinstance() against a runtime-checkable Protocol inspects every member each time
+        # (measurably slow per sale): the providers that can sign ahead are found once.
+        self._preparable: dict[str, Preparable] = {
+            name: p for name, p in self.providers.items() if isinstance(p, Preparable)}
         self.settings = dict(settings)
         self.terminals = terminals
         self._by_key = {t.sn: t for t in terminals} | {t.name: t for t in terminals}
@@ -303,8 +307,8 @@ class Engine:
 
     def _prepare(self, rec: TxnRecord) -> PreparedCreate | None:
         """The signed create of a new sale, if its provider can sign ahead."""
-        provider = self.providers[rec.provider]
-        if rec.orig_order_no is not None or not isinstance(provider, Preparable):
+        provider = self._preparable.get(rec.provider)
+        if rec.orig_order_no is not None or provider is None:
             return None  # a void or refund needs its original's references: signed later
         try:
             return provider.prepare_create(self._order_of(rec, None))
@@ -447,7 +451,6 @@ class Engine:
         task.add_done_callback(forget)
 
     async def _run(self, order_no: str, *, fresh: bool) -> None:
-        bound = log.bind(order_no=order_no)
         try:
             await self._drive(order_no, fresh=fresh)
         except asyncio.CancelledError:
@@ -455,7 +458,7 @@ class Engine:
         except Exception:
             # Never lose a transaction to a bug: it stays non-final and is reconciled
             # at the next start (or by a manager's "query now").
-            bound.exception("runner_crashed")
+            log.exception("runner_crashed", order_no=order_no)
 
     async def _drive(self, order_no: str, *, fresh: bool) -> None:
         rec = self._live[order_no]
@@ -557,8 +560,8 @@ class Engine:
         try:
             if what != "create":
                 report = await provider.query(order)
-            elif prepared is not None and isinstance(provider, Preparable):
-                report = await provider.create(order, prepared)
+            elif prepared is not None and rec.provider in self._preparable:
+                report = await self._preparable[rec.provider].create(order, prepared)
             else:
                 report = await provider.create(order)
         except PaymentError as exc:
@@ -736,8 +739,9 @@ class Engine:
                          if k in ("provider_ref", "auth_no", "card_brand", "card_last4",
                                   "qr_deeplink") and getattr(cur, k) is None}
                 if facts:
-                    cur = dataclasses.replace(cur, **facts, updated_at=now)
-                    tx.update(cur)
+                    filled = dataclasses.replace(cur, **facts, updated_at=now)
+                    tx.update(filled, old=cur)
+                    cur = filled
                 return cur, None
             new = dataclasses.replace(cur, **changes, state=step.new, updated_at=now)
             if step.late_approval:
@@ -746,12 +750,13 @@ class Engine:
                     new.batch_no is None or step.late_approval):
                 batch = tx.ensure_open_batch(new.terminal_sn, now)
                 new = dataclasses.replace(new, batch_no=batch.batch_no)
-            tx.update(new)
+            tx.update(new, old=cur)
             if step.new is State.APPROVED and new.orig_order_no is not None:
                 orig = tx.get(new.orig_order_no)
                 if orig is not None:
                     tx.update(dataclasses.replace(
-                        orig, refunded_amount=orig.refunded_amount + new.amount, updated_at=now))
+                        orig, refunded_amount=orig.refunded_amount + new.amount, updated_at=now),
+                        old=orig)
             tx.emit(new.identity, "transaction.updated", _updated(new))
             return new, step
 
@@ -773,7 +778,7 @@ class Engine:
             if cur is None:
                 raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}")
             new = dataclasses.replace(cur, **changes, updated_at=now)
-            tx.update(new)
+            tx.update(new, old=cur)
             return new
 
         new = await self.journal.run(unit)
