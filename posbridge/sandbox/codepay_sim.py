@@ -267,7 +267,8 @@ class CodePaySimulator:
         await site.start()
         bound_host, bound_port = self._runner.addresses[0][:2]
         self._url = f"http://{bound_host}:{bound_port}"
-        self._session = aiohttp.ClientSession(timeout=self._notify_timeout)
+        self._session = aiohttp.ClientSession(timeout=self._notify_timeout,
+                                              cookie_jar=aiohttp.DummyCookieJar())
         log.info("codepay_sim_started", url=self._url)
 
     @property

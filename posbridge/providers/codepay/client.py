@@ -205,7 +205,6 @@ class CodePayProvider:
 
     async def _send(self, method: str, data: bytes, **context: str) -> bytes:
         """POST one request body as it is; the raw answer body, or a posbridge PaymentError."""
-        bound = self._log.bind(method=method, **context)
         session = self._session_now()
         started = time.monotonic()
         try:
@@ -213,17 +212,20 @@ class CodePayProvider:
                 body = await _read_capped(resp)
                 status = resp.status
         except aiohttp.ClientConnectorError as exc:
-            bound.warning("codepay_unreachable", error=type(exc).__name__)
+            self._log.warning("codepay_unreachable", method=method, error=type(exc).__name__,
+                              **context)
             raise ProviderUnreachable(f"CodePay cannot be reached: {exc.os_error}") from exc
         except aiohttp.ConnectionTimeoutError as exc:
-            bound.warning("codepay_unreachable", error="connect timeout")
+            self._log.warning("codepay_unreachable", method=method, error="connect timeout",
+                              **context)
             raise ProviderUnreachable("CodePay did not accept the connection in time") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
-            bound.warning("codepay_no_answer", error=type(exc).__name__)
+            self._log.warning("codepay_no_answer", method=method, error=type(exc).__name__,
+                              **context)
             raise OutcomeUnknown(f"no answer from CodePay to {method} "
                                  f"({type(exc).__name__})") from exc
-        bound.debug("codepay_answer", http_status=status,
-                    ms=round((time.monotonic() - started) * 1000))
+        self._log.debug("codepay_answer", method=method, http_status=status,
+                        ms=round((time.monotonic() - started) * 1000), **context)
         if 400 <= status < 500:
             raise ProviderRejected(f"CodePay refused {method} with HTTP {status}",
                                    provider_code=f"HTTP_{status}")
@@ -233,7 +235,8 @@ class CodePayProvider:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())  # no cookies here
         return self._session
 
 

@@ -325,7 +325,8 @@ class UCanPayProvider:
 
     async def _post(self, method: m.Method, body: Mapping[str, object]) -> bytes:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())  # no cookies here
         url = self._base_url + method.path
         started = time.monotonic()
         try:
