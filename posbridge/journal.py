@@ -2,31 +2,39 @@
 
 Theory of operation
 -------------------
-One SQLite file in WAL mode with ``synchronous=FULL``. All writes go through ONE writer
-thread, which gives three properties at once:
+One SQLite file in WAL mode with ``synchronous=FULL`` and ONE write connection. Units of
+work run one after another on the event loop; only the COMMIT (the fsync, the one slow part)
+runs in the writer thread, while the loop goes on serving. That gives three properties:
 
-* **Atomic units.** A unit of work is a function ``fn(tx: JournalTx) -> T`` run inside the
-  writer thread. Everything it does — insert an intent, update a transaction, append the
-  events it emits (the outbox), assign a batch — commits together or not at all (a SAVEPOINT
-  per unit, so one failing unit never spoils its neighbours).
-* **Group commit.** Units queued while a commit is in progress are run together and
+* **Atomic units.** A unit of work is a function ``fn(tx: JournalTx) -> T``. Everything it
+  does — insert an intent, update a transaction, append the events it emits (the outbox),
+  assign a batch — commits together or not at all (a SAVEPOINT per unit, so one failing unit
+  never spoils its neighbours).
+* **Group commit.** Units submitted while a commit is in progress are run together and
   committed with one fsync, so throughput does not collapse under many registers.
 * **Serialised decisions.** Check-then-act logic (idempotency by ``order_no``, refund
-  totals, batch assignment) runs in the single writer, so two concurrent requests can never
-  both pass a check.
+  totals, batch assignment) runs in one place, one unit at a time, so two concurrent
+  requests can never both pass a check.
 
-A unit's result is handed back to the event loop only after COMMIT returned, and the events
-it appended are published (to live registers) just before, in commit order. Reads run on a
-small pool of read-only connections, never on the event loop.
+A unit's result is handed back only after COMMIT returned, and the events it appended are
+published (to live registers) just before, in commit order. Reads run on a small pool of
+read-only connections, never on the event loop.
 
-Events carry a per-identity ``seq``; the counter lives in the writer and is seeded from the
-table, so it survives restarts and never repeats.
+Why units run on the loop: they are short (a few statements on a hot, local database), and
+running them in the writer thread made that thread and the loop take turns at the GIL at
+every statement. Under load the loop then spent a large part of its time waiting for the
+GIL. A group stops taking units after ``GROUP_BUDGET_S`` of work, so a burst never holds the
+loop for long.
+
+Events carry a per-identity ``seq``; the counter is seeded from the table, so it survives
+restarts and never repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import queue
@@ -416,23 +424,39 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-# A unit and the future its caller awaits. The future belongs to the event loop: the writer
-# thread only carries it back to the loop (in _deliver), where it is resolved, so a result
-# costs the loop one wake-up and no cross-thread future machinery.
+# A unit and the future its caller awaits (the event loop's own future).
 _Unit = tuple[Callable[[JournalTx], Any], "asyncio.Future[Any]"]
+_Outcome = tuple["asyncio.Future[Any]", bool, Any]
+
+
+@dataclass
+class _Group:
+    """Units run and waiting for their COMMIT in the writer thread."""
+
+    outcomes: list[_Outcome]
+    emitted: list[EventRecord]
+    saved_seqs: dict[str, int]
+    started: float
 
 
 class Journal:
-    """Async facade over the writer thread and the read pool. Open it with ``async with``."""
+    """Async facade over the write connection, its commit thread and the read pool.
+    Open it with ``async with``; use it from the loop it was opened on."""
 
     MAX_GROUP = 256
+    #: A group stops taking units once running them took this long (loop latency bound).
+    GROUP_BUDGET_S = 0.002
 
     def __init__(
         self, path: Path, *, on_events: Callable[[Sequence[EventRecord]], None] | None = None
     ) -> None:
         self.path = path
         self._on_events = on_events
-        self._queue: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()  # None stops
+        self._pending: collections.deque[_Unit] = collections.deque()
+        self._commits: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()  # None stops
+        self._committing = False  # a group is in the writer thread: the connection is its
+        self._flush_scheduled = False
+        self._seqs: dict[str, int] = {}
         self._writer: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -469,15 +493,21 @@ class Journal:
             conn.close()
             raise JournalError(f"cannot prepare the journal at {self.path}: {exc}") from exc
         self._conn = conn
-        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
+        self._writer = threading.Thread(target=self._commit_loop, name="journal-writer",
+                                        daemon=True)
         self._writer.start()
 
     async def close(self) -> None:
+        """Commit what was submitted, then stop; later units get JournalError."""
         if self._writer is None:
             return
-        self._queue.put(None)
-        await asyncio.to_thread(self._writer.join)
-        self._writer = None
+        writer, self._writer = self._writer, None  # submit() refuses from here on
+        while self._pending or self._committing:  # bounded: no new units come in
+            if not self._committing:
+                self._flush()
+            await asyncio.sleep(0.001)
+        self._commits.put(None)
+        await asyncio.to_thread(writer.join)
         self._readers.shutdown(wait=True)
         with self._read_lock:
             for conn in self._read_conns:
@@ -490,88 +520,111 @@ class Journal:
     # -- writes ------------------------------------------------------------------------
 
     async def run(self, fn: Callable[[JournalTx], T]) -> T:
-        """Run ``fn`` atomically in the writer; its result once it is durably committed."""
+        """Run ``fn`` atomically; its result once it is durably committed."""
         return await self.submit(fn)
 
     def submit(self, fn: Callable[[JournalTx], T]) -> asyncio.Future[T]:
-        """Queue ``fn`` for the writer now; the future resolves as :meth:`run` returns, so
-        the caller can do other work while the unit commits. Call it on the journal's loop."""
+        """Queue ``fn`` now; the future resolves as :meth:`run` returns, so the caller can
+        do other work while the unit commits. Call it on the journal's loop."""
         if self._writer is None or self._loop is None:
             raise JournalError("the journal is closed")
         fut: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put((fn, fut))
+        self._pending.append((fn, fut))
+        if not self._committing and not self._flush_scheduled:
+            # Not at once: units submitted in the same loop turn share the group.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
         return fut
 
-    def _write_loop(self) -> None:
+    def _flush(self) -> None:
+        """Run the waiting units (on the loop) and hand their COMMIT to the writer."""
+        self._flush_scheduled = False
+        if self._committing or not self._pending:
+            return
         conn = self._conn
         assert conn is not None
-        seqs: dict[str, int] = {}
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            units: list[_Unit] = [first]
-            while len(units) < self.MAX_GROUP:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                units.append(nxt)
-            self._commit_group(conn, seqs, units)
-
-    def _commit_group(
-        self, conn: sqlite3.Connection, seqs: dict[str, int], units: list[_Unit]
-    ) -> None:
         started = time.perf_counter()
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        emitted: list[EventRecord] = []
-        saved_seqs = dict(seqs)
+        group = _Group(outcomes=[], emitted=[], saved_seqs=dict(self._seqs), started=started)
+        units: list[_Unit] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, fut in units:
-                tx = JournalTx(conn, seqs)
-                before = dict(seqs)
-                conn.execute("SAVEPOINT unit")
-                try:
-                    result = fn(tx)
-                except Exception as exc:  # the unit's own failure: undo just this unit
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                    seqs.clear()
-                    seqs.update(before)
-                    outcomes.append((fut, False, exc))
-                    continue
-                conn.execute("RELEASE unit")
-                emitted.extend(tx.emitted)
-                outcomes.append((fut, True, result))
-            conn.execute("COMMIT")
+            while self._pending and len(units) < self.MAX_GROUP:
+                if units and time.perf_counter() - started > self.GROUP_BUDGET_S:
+                    break
+                unit = self._pending.popleft()
+                units.append(unit)
+                group.outcomes.append(self._run_unit(conn, unit, group.emitted))
         except sqlite3.Error as exc:
-            self.healthy = False
-            log.error("journal_commit_failed", error=str(exc))
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            seqs.clear()
-            seqs.update(saved_seqs)
-            err = JournalError(f"the journal could not commit: {exc}")
-            outcomes = [(fut, False, err) for _, fut in units]
-            emitted = []
-        else:
-            self.healthy = True
+            self._failed(conn, group, [fut for _, fut in units], exc)
+            if self._pending:
+                self._flush_scheduled = True
+                assert self._loop is not None
+                self._loop.call_soon(self._flush)
+            return
+        self._committing = True
+        self._commits.put(group)
+
+    def _run_unit(self, conn: sqlite3.Connection, unit: _Unit,
+                  emitted: list[EventRecord]) -> _Outcome:
+        fn, fut = unit
+        tx = JournalTx(conn, self._seqs)
+        before = dict(self._seqs)
+        conn.execute("SAVEPOINT unit")
+        try:
+            result = fn(tx)
+        except Exception as exc:  # the unit's own failure: undo just this unit
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+            self._seqs.clear()
+            self._seqs.update(before)
+            return fut, False, exc
+        conn.execute("RELEASE unit")
+        emitted.extend(tx.emitted)
+        return fut, True, result
+
+    def _commit_loop(self) -> None:
+        """The writer thread: COMMIT each group handed over, report back to the loop."""
+        conn = self._conn
+        assert conn is not None and self._loop is not None
+        while (group := self._commits.get()) is not None:
+            error: sqlite3.Error | None = None
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                self._loop.call_soon_threadsafe(self._committed, group, error)
+
+    def _committed(self, group: _Group, error: sqlite3.Error | None) -> None:
+        """On the loop, after COMMIT: publish the events, resolve the futures, go on."""
+        conn = self._conn
+        assert conn is not None
+        self._committing = False
         self.commits += 1
-        self._commit_seconds.append(time.perf_counter() - started)
+        self._commit_seconds.append(time.perf_counter() - group.started)
         if len(self._commit_seconds) > 4096:
             del self._commit_seconds[:2048]
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-            self._loop.call_soon_threadsafe(self._deliver, emitted, outcomes)
+        if error is not None:
+            self._failed(conn, group, [fut for fut, _, _ in group.outcomes], error)
+        else:
+            self.healthy = True
+            self._deliver(group.emitted, group.outcomes)
+        if self._pending:
+            self._flush()
 
-    def _deliver(
-        self, emitted: list[EventRecord], outcomes: list[tuple[asyncio.Future[Any], bool, Any]]
-    ) -> None:
+    def _failed(self, conn: sqlite3.Connection, group: _Group,
+                futs: list[asyncio.Future[Any]], exc: sqlite3.Error) -> None:
+        """The group could not be written: roll it back; every unit in it fails."""
+        self.healthy = False
+        log.error("journal_commit_failed", error=str(exc))
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        self._seqs.clear()
+        self._seqs.update(group.saved_seqs)
+        err = JournalError(f"the journal could not commit: {exc}")
+        self._deliver([], [(fut, False, err) for fut in futs])
+
+    def _deliver(self, emitted: list[EventRecord], outcomes: list[_Outcome]) -> None:
         if emitted and self._on_events is not None:
             try:
                 self._on_events(emitted)
