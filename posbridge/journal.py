@@ -446,6 +446,9 @@ class Journal:
     MAX_GROUP = 256
     #: A group stops taking units once running them took this long (loop latency bound).
     GROUP_BUDGET_S = 0.002
+    #: How long units wait for a write lock held by another process before they fail.
+    BUSY_TIMEOUT_S = 5.0
+    BUSY_RETRY_S = 0.01
 
     def __init__(
         self, path: Path, *, on_events: Callable[[Sequence[EventRecord]], None] | None = None
@@ -456,6 +459,7 @@ class Journal:
         self._commits: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()  # None stops
         self._committing = False  # a group is in the writer thread: the connection is its
         self._flush_scheduled = False
+        self._busy_since: float | None = None  # BEGIN has found the write lock taken since
         self._seqs: dict[str, int] = {}
         self._writer: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -492,6 +496,7 @@ class Journal:
         except sqlite3.Error as exc:
             conn.close()
             raise JournalError(f"cannot prepare the journal at {self.path}: {exc}") from exc
+        conn.execute("PRAGMA busy_timeout=0")  # the loop never sleeps on a lock: see _flush
         self._conn = conn
         self._writer = threading.Thread(target=self._commit_loop, name="journal-writer",
                                         daemon=True)
@@ -548,6 +553,11 @@ class Journal:
         units: list[_Unit] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._begin_failed(conn, group, exc)
+            return
+        self._busy_since = None
+        try:
             while self._pending and len(units) < self.MAX_GROUP:
                 if units and time.perf_counter() - started > self.GROUP_BUDGET_S:
                     break
@@ -556,13 +566,33 @@ class Journal:
                 group.outcomes.append(self._run_unit(conn, unit, group.emitted))
         except sqlite3.Error as exc:
             self._failed(conn, group, [fut for _, fut in units], exc)
-            if self._pending:
-                self._flush_scheduled = True
-                assert self._loop is not None
-                self._loop.call_soon(self._flush)
+            self._flush_later(0.0)
             return
         self._committing = True
         self._commits.put(group)
+
+    def _begin_failed(self, conn: sqlite3.Connection, group: _Group, exc: sqlite3.Error) -> None:
+        """No write transaction: another process holds the write lock, or the file is
+        unusable. The loop never waits for a lock: it tries again shortly, and the waiting
+        units fail once the lock has been held for ``BUSY_TIMEOUT_S``."""
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
+                                                          sqlite3.SQLITE_LOCKED)
+        if busy and now - self._busy_since < self.BUSY_TIMEOUT_S:
+            self._flush_later(self.BUSY_RETRY_S)
+            return
+        self._busy_since = None
+        waiting = [fut for _, fut in self._pending]
+        self._pending.clear()
+        self._failed(conn, group, waiting, exc)
+
+    def _flush_later(self, delay_s: float) -> None:
+        if self._pending and not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_later(delay_s, self._flush)
 
     def _run_unit(self, conn: sqlite3.Connection, unit: _Unit,
                   emitted: list[EventRecord]) -> _Outcome:

@@ -218,6 +218,48 @@ async def test_a_cancelled_waiter_does_not_undo_its_committed_unit(tmp_path: Pat
         assert await j.get("C1") is not None
 
 
+async def test_a_write_lock_held_elsewhere_never_blocks_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    async with Journal(path) as j:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # e.g. an operator's sqlite3 shell
+            waiting = asyncio.ensure_future(j.run(insert_unit(make("L1"))))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for _ in range(10):  # the loop keeps turning while the unit waits for the lock
+                await asyncio.sleep(0.01)
+            assert loop.time() - started < 1.0  # a lock wait on the loop would take 5 s
+            assert not waiting.done()
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        assert await asyncio.wait_for(waiting, timeout=5) == make("L1")
+        assert await j.get("L1") is not None
+
+
+async def test_units_fail_once_the_write_lock_stays_taken(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    async with Journal(path) as j:
+        j.BUSY_TIMEOUT_S = 0.2
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            results = await asyncio.wait_for(asyncio.gather(
+                j.run(insert_unit(make("B1"))), j.run(insert_unit(make("B2"))),
+                return_exceptions=True), timeout=5)
+            assert all(isinstance(r, JournalError) for r in results)
+            assert not j.healthy
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        await j.run(insert_unit(make("B3")))  # the lock is free again: writes go on
+        assert j.healthy
+        assert await j.get("B1") is None and await j.get("B3") is not None
+        events = await j.events_since("lane-1", 0)
+        assert [e.seq for e in events] == [1]  # the failed units used no seq
+
+
 async def test_closed_journal_refuses_work(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.sqlite")
     await j.open()
