@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from posbridge import aio
+from posbridge import aio, logs
 from posbridge.sandbox.runtime import Simulators, ensure_keys, start_simulators
 
 
@@ -29,7 +29,14 @@ def register_commands(sub: Any) -> None:
                    help="written (JSON: codepay, ucanpay, admin URLs) once listening")
     p.add_argument("--approve-delay", type=float, default=0.05)
     p.add_argument("--notify-interval", type=float, default=0.2)
-    p.set_defaults(func=lambda args: aio.run(_main(args)))
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # The daemon's log set-up (JSON lines unless on a terminal, loggers cached): structlog's
+    # default renders coloured console text on stdout, at several times the cost per line.
+    logs.configure("auto")
+    return aio.run(_main(args))
 
 
 def _admin_app(sims: Simulators) -> web.Application:
