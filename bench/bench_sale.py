@@ -73,6 +73,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (Linux /proc/stat; idle+iowait are idle)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
+    return total - values[3] - values[4], total
+
+
 class CpuMeter:
     """CPU seconds used by each named process between start() and stop()."""
 
@@ -80,20 +87,28 @@ class CpuMeter:
         self.pids = pids
         self._t0 = 0.0
         self._c0: dict[str, float] = {}
+        self._m0 = (0, 0)
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
         self._c0 = {n: cpu_seconds(p) for n, p in self.pids.items()}
+        self._m0 = machine_jiffies()
 
     def stop(self, sales: int = 0) -> str:
-        """Each process's CPU share of the wall time; with ``sales``, also its CPU per sale."""
+        """Each process's CPU share of the wall time; with ``sales``, also its CPU per sale,
+        and what that sum allows on this machine's cores (the CPU budget of a sale)."""
         wall = time.perf_counter() - self._t0
         used = {n: cpu_seconds(p) - self._c0[n] for n, p in self.pids.items()}
-        if sales:
-            return "   cpu: " + ", ".join(
-                f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
-                for n, s in used.items() if s > 0)
-        return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
+        busy, total = (b - a for a, b in zip(self._m0, machine_jiffies(), strict=True))
+        if not sales:
+            return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
+        cores = os.cpu_count() or 1
+        per_sale = sum(used.values()) / sales
+        return ("   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
+                                       for n, s in used.items() if s > 0)
+                + f"\n   budget: {1000 * per_sale:.2f} ms of CPU per sale in all; {cores} cores"
+                f" allow at most {cores / per_sale:.0f} sales/s; the machine was"
+                f" {100 * busy / max(total, 1):.0f}% busy")
 
 
 def describe(name: str, seconds: list[float]) -> str:
