@@ -88,6 +88,7 @@ class CpuMeter:
         self._t0 = 0.0
         self._c0: dict[str, float] = {}
         self._m0 = (0, 0)
+        self.per_sale: dict[str, float] = {}  # seconds of CPU per sale, of the last stop(sales)
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
@@ -103,6 +104,7 @@ class CpuMeter:
         if not sales:
             return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
         cores = os.cpu_count() or 1
+        self.per_sale = {n: s / sales for n, s in used.items()}
         per_sale = sum(used.values()) / sales
         return ("   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
                                        for n, s in used.items() if s > 0)
@@ -335,10 +337,17 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
         meter.start()
         n_d, t_d, lat_d = await rate(registers, args.seconds, direct_sale)
         cpu_d = meter.stop(n_d)
+        direct_client = meter.per_sale["driver"]
         m0 = scrape(http)
         meter.start()
         n_b, t_b, lat_b = await rate(registers, args.seconds, bridge_sale)
         cpu_b = meter.stop(n_b)
+        # The bridge's provider work (sign, verify two answers, one HTTP request out, one in)
+        # is what the direct client does; with no other cost, this is the machine's ceiling.
+        floor = direct_client + meter.per_sale["simulator"] + meter.per_sale["driver"]
+        cpu_b += (f"\n   floor: a bridge costing no more CPU than the direct client "
+                  f"({1000 * direct_client:.2f} ms/sale) would still need {1000 * floor:.2f} ms"
+                  f" per sale in all: at most {(os.cpu_count() or 1) / floor:.0f} sales/s here")
         m1 = scrape(http)
         print(f"\nthroughput, {registers} concurrent lanes, {args.seconds:g} s each")
         print(f"direct (sign+verify)  {n_d:6} sales in {t_d:5.1f} s = {n_d / t_d:6.0f} sales/s"
