@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from posbridge import __version__
+from posbridge.cli_output import output_gone
 from posbridge.config import DEFAULT_CONFIG_PATH, Config, load_config
 from posbridge.errors import ConfigError
 from posbridge.secrets import generate_token, hash_secret
@@ -145,3 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if not output_gone():
+            raise
+        # Whoever read our output has gone (``posbridge transactions | head``): stop quietly,
+        # as a tool killed by SIGPIPE would, and keep the interpreter's last flush quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+

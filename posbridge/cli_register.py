@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from posbridge import aio
+from posbridge.cli_output import output_gone
 from posbridge.client import EcrClient, EcrError
 from posbridge.sandbox.paths import default_sandbox_dir, read_sandbox_token
 
@@ -138,6 +139,11 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
             return 2
         try:
             return aio.run(_session(action, args, token))
+        except BrokenPipeError:
+            if output_gone():
+                raise  # our reader left (``| head``): main() ends quietly
+            print(f"cannot reach the daemon at {args.url}: the connection broke", file=sys.stderr)
+            return 2
         except (OSError, TimeoutError) as exc:
             print(f"cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
             return 2

@@ -153,3 +153,17 @@ def test_manager_commands_batch_transactions_health(sandbox: dict[str, Any]) -> 
     readable = posbridge("health", env=env)
     assert readable.returncode == 0 and "status    ok" in readable.stdout
     assert "printer   lane-1: ok" in readable.stdout
+
+
+def test_a_reader_that_stopped_reading_is_not_an_unreachable_daemon(
+        sandbox: dict[str, Any]) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `posbridge transactions | head` once head has what it wants
+    try:
+        done = subprocess.run([sys.executable, "-m", "posbridge", "transactions", "--json"],
+                              env=sandbox["env"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=30, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141  # what a tool killed by SIGPIPE reports
+    assert done.stderr == ""  # no "cannot reach the daemon", no traceback
