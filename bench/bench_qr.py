@@ -50,7 +50,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from procs import wait_file  # bench/procs.py (the script's folder is on sys.path)
+from procs import stop_all, wait_file  # bench/procs.py (the script's folder is on sys.path)
 
 from posbridge import aio, logs
 from posbridge.client import EcrClient
@@ -415,11 +415,7 @@ def main() -> None:
             print("DIAGNOSTIC RUN: QR rendering stubbed out in the daemon (--stub-render)")
         aio.run(drive(args, sim, keys, ports))
     finally:
-        procs = [p for p in (bridge_proc, sim_proc) if p is not None]
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(30)
+        stop_all([bridge_proc, sim_proc], tmp)
     print("\nQR slip, native QR vs raster (bench_slip_sizes.py)")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_slip_sizes

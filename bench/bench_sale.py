@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from procs import wait_file  # bench/procs.py (the script's folder is on sys.path)
+from procs import stop_all, wait_file  # bench/procs.py (the script's folder is on sys.path)
 
 from posbridge import aio, logs
 from posbridge.client import EcrClient
@@ -277,11 +277,7 @@ def main() -> None:
               f"{os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}")
         aio.run(run(args, registers, sim, keys, url, http, meter))
     finally:
-        procs = [p for p in (bridge_proc, sim_proc) if p is not None]
-        for proc in procs:
-            proc.terminate()  # SIGINT/SIGTERM: a clean stop, so cProfile writes its file
-        for proc in procs:
-            proc.wait(30)
+        stop_all([bridge_proc, sim_proc], tmp)
 
 
 async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], keys: Path,
