@@ -89,7 +89,8 @@ class EcrClient:
             frame["params"] = params
         try:
             await self.ws.send(json.dumps(frame))
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # unlike wait_for, no extra task per call
+                return await fut
         finally:
             self._waiting.pop(call_id, None)
 

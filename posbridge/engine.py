@@ -344,8 +344,10 @@ class Engine:
                 if done(rec) or left <= 0:
                     return rec
                 watch.changed.clear()  # no await since watch.rec was read: no change is missed
+                # asyncio.timeout, not wait_for: wait_for wraps the wait in a task of its own
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watch.changed.wait(), timeout=left)
+                    async with asyncio.timeout(left):
+                        await watch.changed.wait()
         finally:
             watch.waiters -= 1
             if not watch.waiters:
@@ -500,7 +502,8 @@ class Engine:
     async def _sleep(self, order_no: str, seconds: float) -> bool:
         kick = self._kicks.setdefault(order_no, asyncio.Event())
         try:
-            await asyncio.wait_for(kick.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await kick.wait()
         except TimeoutError:
             return False
         kick.clear()
