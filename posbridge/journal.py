@@ -436,7 +436,8 @@ class _Group:
     outcomes: list[_Outcome]
     emitted: list[EventRecord]
     saved_seqs: dict[str, int]
-    started: float
+    started: float  # perf_counter() at BEGIN
+    took: float = 0.0  # seconds from BEGIN until COMMIT returned (set by the writer thread)
 
 
 class Journal:
@@ -622,6 +623,7 @@ class Journal:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 error = exc
+            group.took = time.perf_counter() - group.started  # BEGIN to durable, no loop wait
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
                 self._loop.call_soon_threadsafe(self._committed, group, error)
 
@@ -631,7 +633,7 @@ class Journal:
         assert conn is not None
         self._committing = False
         self.commits += 1
-        self._commit_seconds.append(time.perf_counter() - group.started)
+        self._commit_seconds.append(group.took)
         if len(self._commit_seconds) > 4096:
             del self._commit_seconds[:2048]
         if error is not None:
