@@ -28,7 +28,7 @@ from hardware.escpos import PrinterProfile
 from hardware.escpos_render import render_png
 from hardware.printers.file import FilePrinter
 from hardware.qr import render_qr_png, render_qr_png_async
-from hardware.qr_pool import POOL, RenderPool
+from hardware.qr_pool import MAX_PENDING_BYTES, POOL, RenderPool
 from hardware.receipts import qr_slip
 from posbridge.devices import Devices
 from posbridge.errors import PrinterError
@@ -39,6 +39,15 @@ DEEPLINK = "https://qr.ucanpay.com/pay?ucpOrderNo=UCP20240101000000001234"
 def _decode(png: bytes) -> list[str]:
     with Image.open(io.BytesIO(png)) as img:
         return [r.text for r in zxingcpp.read_barcodes(img)]
+
+
+def _pid_with(data: bytes) -> int:
+    """The pid of the process that ran the call (``data`` only makes the call big)."""
+    return os.getpid() if data else -1
+
+
+def _unpicklable() -> object:
+    return lambda: None  # a lambda cannot travel back to the daemon
 
 
 def _slip(deeplink: str, *, native: bool) -> bytes:
@@ -147,6 +156,23 @@ async def test_a_killed_worker_still_gives_every_png_then_a_fresh_pool_serves(
         fresh = await pool.run(os.getpid)
     assert fresh not in (worker, os.getpid()) and pool.worker_pids() == [fresh]
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["qr_pool_broken"]
+
+
+async def test_a_call_too_big_for_the_socket_runs_here_and_the_worker_stays(
+        pool: RenderPool) -> None:
+    (worker,) = pool.worker_pids()
+    assert await pool.run(_pid_with, b"x" * 100) == worker
+    # Writing it whole could block the event loop on a full socket: it runs in a thread.
+    assert await pool.run(_pid_with, b"x" * (MAX_PENDING_BYTES + 1)) == os.getpid()
+    assert await pool.run(_pid_with, b"x" * 100) == worker
+
+
+async def test_an_answer_that_cannot_travel_back_is_an_error_not_a_dead_pool(
+        pool: RenderPool) -> None:
+    (worker,) = pool.worker_pids()
+    with pytest.raises(RuntimeError, match="unpicklable"):
+        await pool.run(_unpicklable)
+    assert pool.worker_pids() == [worker] and await pool.run(os.getpid) == worker
 
 
 async def test_a_worker_killed_while_idle_costs_no_call(pool: RenderPool) -> None:
