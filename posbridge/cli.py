@@ -154,4 +154,3 @@ def main(argv: list[str] | None = None) -> int:
         # as a tool killed by SIGPIPE would, and keep the interpreter's last flush quiet too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-
