@@ -102,9 +102,8 @@ def _warm_up() -> int:
 
 @dataclass
 class _Call:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    """A call written to a worker: its caller's future, and what it weighs."""
+
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
     size: int  # bytes of the pickled call, counted against the worker's budget
 
@@ -237,7 +236,7 @@ class RenderPool:
         with self._lock:
             if worker.dead or worker.pending_bytes + len(data) > MAX_PENDING_BYTES:
                 raise _WorkerDied
-            worker.calls[call_id] = _Call(fn, args, kwargs, future, len(data))
+            worker.calls[call_id] = _Call(future, len(data))
             worker.pending_bytes += len(data)
             try:
                 worker.conn.send_bytes(data)
