@@ -62,6 +62,9 @@ START_METHOD: Final = "spawn"
 WARM_TIMEOUT_S = 60.0  # a spawn imports the interpreter, pillow and zxing-cpp; generous
 STOP_TIMEOUT_S = 10.0
 MAX_PENDING_BYTES = 64 * 1024  # per worker; a Unix socket buffers about 200 KiB by default
+# A call travels as its id (outside the pickle, so even a call the worker cannot load gets
+# its answer) followed by the pickled (fn, args, kwargs).
+_ID_BYTES = 8
 
 
 class _WorkerDied(Exception):
@@ -75,12 +78,14 @@ def _serve(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
-            call_id, fn, args, kwargs = pickle.loads(conn.recv_bytes())  # noqa: S301 (our parent)
+            message = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        call_id = int.from_bytes(message[:_ID_BYTES], "little")
         try:
+            fn, args, kwargs = pickle.loads(message[_ID_BYTES:])  # noqa: S301 (our parent)
             answer: tuple[int, bool, object] = (call_id, True, fn(*args, **kwargs))
-        except Exception as exc:
+        except Exception as exc:  # the call's own error, or a call this process cannot load
             answer = (call_id, False, exc)
         try:
             data = pickle.dumps(answer)
@@ -232,7 +237,7 @@ class RenderPool:
         """Write one call to ``worker``; raises _WorkerDied when it cannot take it (dead, or
         its budget of pending bytes is spent)."""
         call_id = next(self._ids)
-        data = pickle.dumps((call_id, fn, args, kwargs))
+        data = call_id.to_bytes(_ID_BYTES, "little") + pickle.dumps((fn, args, kwargs))
         with self._lock:
             if worker.dead or worker.pending_bytes + len(data) > MAX_PENDING_BYTES:
                 raise _WorkerDied

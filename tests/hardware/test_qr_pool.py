@@ -11,7 +11,9 @@ import asyncio
 import io
 import os
 import signal
+import sys
 import time
+import types
 from collections.abc import AsyncIterator
 from multiprocessing import resource_tracker
 from pathlib import Path
@@ -172,6 +174,20 @@ async def test_an_answer_that_cannot_travel_back_is_an_error_not_a_dead_pool(
     (worker,) = pool.worker_pids()
     with pytest.raises(RuntimeError, match="unpicklable"):
         await pool.run(_unpicklable)
+    assert pool.worker_pids() == [worker] and await pool.run(os.getpid) == worker
+
+
+async def test_a_call_the_worker_cannot_load_is_an_error_not_a_dead_pool(
+        pool: RenderPool) -> None:
+    (worker,) = pool.worker_pids()
+    only_here = types.ModuleType("posbridge_test_module_only_in_the_daemon")
+    exec("def fn():\n    return 1\n", only_here.__dict__)
+    sys.modules[only_here.__name__] = only_here
+    try:
+        with pytest.raises(ModuleNotFoundError):
+            await pool.run(only_here.fn)
+    finally:
+        del sys.modules[only_here.__name__]
     assert pool.worker_pids() == [worker] and await pool.run(os.getpid) == worker
 
 
