@@ -57,7 +57,7 @@ from posbridge.client import EcrClient
 from posbridge.metrics import EventLoopLagProbe, percentile
 from posbridge.providers.base import PaymentOrder, TxnKind
 from posbridge.providers.ucanpay.client import UCanPayProvider
-from posbridge.sandbox.keys import load_private_key, load_public_key
+from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.sandbox.runtime import APP_ID, MERCHANT_NO, UCANPAY_MERCHANT
 from posbridge.secrets import hash_secret
 

@@ -50,7 +50,7 @@ from posbridge.errors import OutcomeUnknown
 from posbridge.metrics import percentile
 from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
 from posbridge.providers.codepay.client import CodePayProvider
-from posbridge.sandbox.keys import load_private_key, load_public_key
+from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.sandbox.runtime import APP_ID, MERCHANT_NO
 from posbridge.secrets import hash_secret
 

@@ -29,7 +29,6 @@ Secrets (``token_hash``, ``pin_hash``, ``md5_key``, ``basic_auth_password``) are
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
@@ -37,36 +36,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from posbridge import money
+from posbridge.config_table import Table, name_of, url_of
 from posbridge.errors import ConfigError
+from posbridge.providers.codepay.config import CodePayConfig
+from posbridge.providers.registry import PLUGINS, notify_path
+from posbridge.providers.ucanpay.config import DEFAULT_DEEPLINK_TEMPLATE, UCanPayConfig
 from posbridge.secrets import check_hash_format, token_tag_of
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/posbridge/posbridge.toml")
 
 ENV_PREFIX: Final = "POSBRIDGE_"
 
-DEFAULT_DEEPLINK_TEMPLATE: Final = (
-    "https://ucanpaydev.page.link/?link=https://ucanpaydev.page.link/pay?ucpOrderNo%3D"
-    "${ucpOrderNo}%26amount%3D${amount}%26item%3D${item}&apn=ca.ucanpay.wapp"
-)
-DEEPLINK_PLACEHOLDERS: Final = ("${ucpOrderNo}", "${amount}", "${item}")
-
 LogFormat = Literal["auto", "json", "console"]
-SignType = Literal["RSA2", "NONE"]
-SignScheme = Literal["double_hash", "rsa_sha256", "md5"]
 DisplayKind = Literal["web", "serial", "file"]
 PrinterKind = Literal["serial", "tcp", "file"]
 
 LOG_FORMATS: Final[tuple[LogFormat, ...]] = ("auto", "json", "console")
-SIGN_TYPES: Final[tuple[SignType, ...]] = ("RSA2", "NONE")
-SIGN_SCHEMES: Final[tuple[SignScheme, ...]] = ("double_hash", "rsa_sha256", "md5")
 DISPLAY_KINDS: Final[tuple[DisplayKind, ...]] = ("web", "serial", "file")
 PRINTER_KINDS: Final[tuple[PrinterKind, ...]] = ("serial", "tcp", "file")
 
 
 _T = TypeVar("_T", bound=str)
+
+#: The providers whose terminals ``[[terminals]]`` entries may name, and the default one.
+TERMINAL_PROVIDERS: Final = tuple(name for name, p in PLUGINS.items() if p.terminals)
+DEFAULT_TERMINAL_PROVIDER: Final = "codepay"
 
 
 class Role(StrEnum):
@@ -129,43 +126,6 @@ class ManagerConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CodePayConfig:
-    """The ``[codepay]`` section (card terminals through the CodePay Cloud Open API)."""
-
-    base_url: str
-    app_id: str
-    merchant_no: str
-    store_no: str | None = None
-    private_key_file: Path | None = None
-    gateway_public_key_file: Path | None = None
-    expires_s: int = 180
-    sign_type: SignType = "RSA2"
-    basic_auth_user: str | None = None
-    basic_auth_password: str | None = field(default=None, repr=False)
-    poll_interval_s: float = 2.0
-    timeout_s: float = 10.0
-    # Seed 003 describes "Get Open Batch" without naming its method: a switch (PROVIDERS.md).
-    open_batch_method: str = "batch.open.query"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UCanPayConfig:
-    """The ``[ucanpay]`` section (wallet payments by dynamic QR)."""
-
-    base_url: str
-    merchant_id: str
-    private_key_file: Path | None = None
-    public_key_file: Path | None = None
-    currency: str = "CAD"
-    deeplink_template: str = DEFAULT_DEEPLINK_TEMPLATE
-    qr_timeout_s: int = 120
-    sign_scheme: SignScheme = "double_hash"
-    md5_key: str | None = field(default=None, repr=False)
-    poll_interval_s: float = 2.0
-    timeout_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TerminalConfig:
     """One ``[[terminals]]`` entry: a card terminal and the devices at its lane."""
 
@@ -212,12 +172,22 @@ class Config:
     bridge: BridgeConfig
     ecr_clients: tuple[ClientConfig, ...]
     manager: ManagerConfig
-    codepay: CodePayConfig | None
-    ucanpay: UCanPayConfig | None
     terminals: tuple[TerminalConfig, ...]
     displays: tuple[DisplayConfig, ...]
     printers: tuple[PrinterConfig, ...]
+    #: each configured provider's validated section, by plug-in name (see providers/registry)
+    providers: Mapping[str, Any] = field(default_factory=dict)
     sandbox: bool = False
+
+    @property
+    def codepay(self) -> CodePayConfig | None:
+        section: CodePayConfig | None = self.providers.get("codepay")
+        return section
+
+    @property
+    def ucanpay(self) -> UCanPayConfig | None:
+        section: UCanPayConfig | None = self.providers.get("ucanpay")
+        return section
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,9 +215,9 @@ def load_config(path: Path, env: Mapping[str, str] = os.environ) -> Config:
 def parse_config(data: Mapping[str, object], env: Mapping[str, str] = os.environ) -> Config:
     """Validate a TOML-shaped mapping (plus ``env`` overrides) into a :class:`Config`."""
     merged, origins = _merge_env(data, env)
-    top = _Table(merged, "", origins)
-    sections = {"bridge", "ecr_clients", "manager", "codepay", "ucanpay", "terminals",
-                "displays", "printers"}
+    top = Table(merged, "", origins)
+    sections = {"bridge", "ecr_clients", "manager", "terminals", "displays", "printers",
+                *PLUGINS}
     for key in merged:
         if key not in sections and key != "sandbox":
             raise ConfigError(key, "unknown section or key")
@@ -255,14 +225,14 @@ def parse_config(data: Mapping[str, object], env: Mapping[str, str] = os.environ
     bridge = _bridge(top.table("bridge"))
     clients = tuple(_client(t) for t in top.tables("ecr_clients"))
     manager = _manager(top.table("manager"))
-    codepay = _codepay(top.table("codepay")) if "codepay" in merged else None
-    ucanpay = _ucanpay(top.table("ucanpay")) if "ucanpay" in merged else None
+    providers = {name: plugin.parse_section(top.table(name))
+                 for name, plugin in PLUGINS.items() if name in merged}
     displays = tuple(_display(t) for t in top.tables("displays"))
     printers = tuple(_printer(t) for t in top.tables("printers"))
     terminals = tuple(_terminal(t) for t in top.tables("terminals"))
-    config = Config(bridge=bridge, ecr_clients=clients, manager=manager, codepay=codepay,
-                    ucanpay=ucanpay, terminals=terminals, displays=displays,
-                    printers=printers, sandbox=sandbox)
+    config = Config(bridge=bridge, ecr_clients=clients, manager=manager, terminals=terminals,
+                    displays=displays, printers=printers, providers=providers,
+                    sandbox=sandbox)
     _cross_check(config)
     return config
 
@@ -337,216 +307,15 @@ def _apply_override(merged: dict[str, object], var: str, parts: list[str], value
 
 
 # --------------------------------------------------------------------------------------------
-# A reader that types values, names keys in errors, and refuses what it did not read
-
-
-class _Table:
-    """Typed access to one table; :meth:`done` refuses keys that were never read."""
-
-    def __init__(self, data: Mapping[str, object], prefix: str, origins: Mapping[str, str]):
-        self._data = data
-        self._prefix = prefix
-        self._origins = origins
-        self._read: set[str] = set()
-
-    def key(self, name: str) -> str:
-        """The dotted name of ``name`` in this table."""
-        return f"{self._prefix}.{name}" if self._prefix else name
-
-    def fail(self, name: str, problem: str) -> ConfigError:
-        """An error naming ``name`` (and the environment variable that set it, if one did)."""
-        var = self._origins.get(self.key(name))
-        return ConfigError(self.key(name), f"{problem} (from {var})" if var else problem)
-
-    def _from_env(self, name: str) -> bool:
-        return self.key(name) in self._origins
-
-    def _get(self, name: str) -> object | None:
-        self._read.add(name)
-        return self._data.get(name)
-
-    def done(self) -> None:
-        """Raise for the first key nobody asked for (a typo or an unsupported setting)."""
-        for name in self._data:
-            if name not in self._read:
-                raise self.fail(name, "unknown key")
-
-    # Scalars ---------------------------------------------------------------------------
-
-    def text(self, name: str, *, default: str | None = None) -> str:
-        """A required non-empty string (``default`` when absent)."""
-        value = self.optional_text(name)
-        if value is None:
-            if default is None:
-                raise self.fail(name, "missing (required)")
-            return default
-        return value
-
-    def optional_text(self, name: str) -> str | None:
-        """A string; absent or empty means None."""
-        value = self._get(name)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, not {_kind(value)}")
-        if value != value.strip() or any(ord(c) < 32 for c in value):
-            raise self.fail(name, "must not have surrounding blanks or control characters")
-        return value
-
-    def choice(self, name: str, options: tuple[_T, ...], *, default: _T | None = None) -> _T:
-        """One of ``options`` (case-sensitive, as documented)."""
-        value = self.optional_text(name)
-        if value is None:
-            if default is None:
-                raise self.fail(name, f"missing (one of {', '.join(options)})")
-            return default
-        for option in options:
-            if value == option:
-                return option
-        raise self.fail(name, f"must be one of {', '.join(options)}, not {value[:40]!r}")
-
-    def integer(self, name: str, *, default: int, low: int = 1, high: int | None = None) -> int:
-        """A whole number in ``[low, high]``: a TOML integer, or plain digits from the env."""
-        value = self._get(name)
-        if value is None:
-            return default
-        if self._from_env(name) and isinstance(value, str):
-            if not re.fullmatch(r"-?[0-9]{1,18}", value):
-                raise self.fail(name, f"must be a whole number, not {value[:40]!r}")
-            number = int(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        else:
-            raise self.fail(name, f"must be a whole number, not {_kind(value)}")
-        if number < low or (high is not None and number > high):
-            span = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise self.fail(name, f"must be a whole number {span}, not {number}")
-        return number
-
-    def seconds(self, name: str, *, default: float, high: float = 3600.0) -> float:
-        """A positive finite duration in seconds (TOML integer or float)."""
-        value = self._get(name)
-        if value is None:
-            return default
-        if self._from_env(name) and isinstance(value, str):
-            if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,9})?", value):
-                raise self.fail(name, f"must be a number of seconds, not {value[:40]!r}")
-            number = float(value)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
-        else:
-            raise self.fail(name, f"must be a number of seconds, not {_kind(value)}")
-        if not math.isfinite(number) or not 0 < number <= high:
-            raise self.fail(name, f"must be more than 0 and at most {high:g} seconds")
-        return number
-
-    def boolean(self, name: str, *, default: bool) -> bool:
-        """A TOML boolean, or ``true``/``false`` from the environment."""
-        value = self._get(name)
-        if value is None:
-            return default
-        if self._from_env(name) and value in ("true", "false"):
-            return value == "true"
-        if isinstance(value, bool):
-            return value
-        raise self.fail(name, f"must be true or false, not {_kind(value)}")
-
-    def path(self, name: str, *, default: str | None = None) -> Path | None:
-        """A filesystem path; absent or empty means ``default`` (None when no default)."""
-        value = self.optional_text(name)
-        if value is None:
-            return Path(default) if default is not None else None
-        return Path(value)
-
-    def readable_file(self, name: str) -> Path | None:
-        """A path that, when given, must be a readable file (the content is not looked at)."""
-        path = self.path(name)
-        if path is None:
-            return None
-        if not path.is_file():
-            raise self.fail(name, f"{path} does not exist or is not a file")
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            raise self.fail(name, f"cannot read {path}: {exc.strerror}") from exc
-        return path
-
-    # Nesting -----------------------------------------------------------------------------
-
-    def table(self, name: str) -> _Table:
-        """A sub-table (an absent one reads as empty, so its own defaults apply)."""
-        value = self._get(name)
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise self.fail(name, f"must be a table ([{name}]), not {_kind(value)}")
-        return _Table(value, self.key(name), self._origins)
-
-    def tables(self, name: str) -> list[_Table]:
-        """An array of tables (``[[name]]``); absent means none."""
-        value = self._get(name)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(name, f"must be an array of tables ([[{name}]]), not {_kind(value)}")
-        out = []
-        for i, entry in enumerate(value):
-            key = f"{self.key(name)}[{i}]"
-            if not isinstance(entry, Mapping):
-                raise ConfigError(key, f"must be a table, not {_kind(entry)}")
-            out.append(_Table(entry, key, self._origins))
-        return out
-
-
-def _kind(value: object) -> str:
-    """A TOML-ish name for the type of ``value``, for error messages (never the value)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
-# --------------------------------------------------------------------------------------------
 # Sections
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _SERIAL = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _DECIMAL = re.compile(r"(0|[1-9][0-9]{0,17})(\.[0-9]{1,9})?")
-_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s?#]*)?")
 _HOSTPORT = re.compile(
     r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.\-]*)):(?P<port>[0-9]{1,5})")
 
 
-def _name(t: _Table, key: str = "name") -> str:
-    value = t.text(key)
-    if not _NAME.fullmatch(value):
-        raise t.fail(key, "must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
-                          "letter or digit)")
-    return value
-
-
-def _url(t: _Table, key: str, *, default: str | None = None, empty_ok: bool = False) -> str:
-    value = t.optional_text(key)
-    if value is None:
-        if empty_ok:
-            return ""
-        if default is None:
-            raise t.fail(key, "missing (required)")
-        return default
-    if not _URL.fullmatch(value):
-        raise t.fail(key, "must be an http:// or https:// URL without query or fragment")
-    return value.rstrip("/")
-
-
-def _host_port(t: _Table, key: str, default: str) -> HostPort:
+def _host_port(t: Table, key: str, default: str) -> HostPort:
     text = t.text(key, default=default)
     match = _HOSTPORT.fullmatch(text)
     if match is None:
@@ -558,7 +327,7 @@ def _host_port(t: _Table, key: str, default: str) -> HostPort:
     return HostPort(host=host or "0.0.0.0", port=port)  # noqa: S104 (documented bind-all)
 
 
-def _bridge(t: _Table) -> BridgeConfig:
+def _bridge(t: Table) -> BridgeConfig:
     amount = t.text("max_amount", default="10000.00")
     if not _DECIMAL.fullmatch(amount) or set(amount) <= {"0", "."}:
         raise t.fail("max_amount", f'must be a positive decimal string such as "10000.00", '
@@ -573,15 +342,15 @@ def _bridge(t: _Table) -> BridgeConfig:
         data_dir=data_dir,
         ecr_listen=_host_port(t, "ecr_listen", "0.0.0.0:8765"),
         http_listen=_host_port(t, "http_listen", "0.0.0.0:8766"),
-        public_url=_url(t, "public_url", empty_ok=True),
+        public_url=url_of(t, "public_url", empty_ok=True),
         max_amount=amount, tls_cert_file=cert, tls_key_file=key,
         log_format=t.choice("log_format", LOG_FORMATS, default="auto"))
     t.done()
     return config
 
 
-def _client(t: _Table) -> ClientConfig:
-    name = _name(t)
+def _client(t: Table) -> ClientConfig:
+    name = name_of(t)
     role = Role(t.choice("role", ("cashier", "manager")))
     token_hash = t.text("token_hash")
     check_hash_format(token_hash, key=t.key("token_hash"), tagged=True)
@@ -589,7 +358,7 @@ def _client(t: _Table) -> ClientConfig:
     return ClientConfig(name=name, role=role, token_hash=token_hash)
 
 
-def _manager(t: _Table) -> ManagerConfig:
+def _manager(t: Table) -> ManagerConfig:
     pin_hash = t.optional_text("pin_hash")
     if pin_hash is not None:
         check_hash_format(pin_hash, key=t.key("pin_hash"), tagged=False)
@@ -597,85 +366,20 @@ def _manager(t: _Table) -> ManagerConfig:
     return ManagerConfig(pin_hash=pin_hash)
 
 
-def _codepay(t: _Table) -> CodePayConfig:
-    sign_type = t.choice("sign_type", SIGN_TYPES, default="RSA2")
-    private_key = t.readable_file("private_key_file")
-    gateway_key = t.readable_file("gateway_public_key_file")
-    user, password = t.optional_text("basic_auth_user"), t.optional_text("basic_auth_password")
-    if sign_type == "RSA2":
-        for key, value in (("private_key_file", private_key),
-                           ("gateway_public_key_file", gateway_key)):
-            if value is None:
-                raise t.fail(key, 'missing: sign_type "RSA2" needs both key files')
-    else:
-        for key, text in (("basic_auth_user", user), ("basic_auth_password", password)):
-            if text is None:
-                raise t.fail(key, 'missing: sign_type "NONE" uses HTTP Basic auth')
-    config = CodePayConfig(
-        base_url=_url(t, "base_url"), app_id=t.text("app_id"),
-        merchant_no=t.text("merchant_no"), store_no=t.optional_text("store_no"),
-        private_key_file=private_key, gateway_public_key_file=gateway_key,
-        expires_s=t.integer("expires_s", default=180), sign_type=sign_type,
-        basic_auth_user=user, basic_auth_password=password,
-        poll_interval_s=t.seconds("poll_interval_s", default=2.0),
-        timeout_s=t.seconds("timeout_s", default=10.0),
-        open_batch_method=_method_name(t, "open_batch_method", "batch.open.query"))
-    t.done()
-    return config
-
-
-def _method_name(t: _Table, key: str, default: str) -> str:
-    name = t.text(key, default=default)
-    if not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*", name) or len(name) > 32:
-        raise t.fail(key, f"must be a CodePay method name such as {default!r} "
-                          "(dotted lower-case words, at most 32 characters)")
-    return name
-
-
-def _ucanpay(t: _Table) -> UCanPayConfig:
-    scheme = t.choice("sign_scheme", SIGN_SCHEMES, default="double_hash")
-    private_key = t.readable_file("private_key_file")
-    public_key = t.readable_file("public_key_file")
-    md5_key = t.optional_text("md5_key")
-    if scheme == "md5":
-        if md5_key is None:
-            raise t.fail("md5_key", 'missing: sign_scheme "md5" needs the shared key')
-    else:
-        for key, value in (("private_key_file", private_key), ("public_key_file", public_key)):
-            if value is None:
-                raise t.fail(key, f'missing: sign_scheme "{scheme}" needs both key files')
-    currency = t.text("currency", default="CAD")
-    if currency not in money.CURRENCIES:
-        raise t.fail("currency", f"must be an ISO 4217 code in upper case, not {currency!r}")
-    template = t.text("deeplink_template", default=DEFAULT_DEEPLINK_TEMPLATE)
-    absent = [p for p in DEEPLINK_PLACEHOLDERS if p not in template]
-    if absent:
-        raise t.fail("deeplink_template", f"must contain {', '.join(absent)}")
-    config = UCanPayConfig(
-        base_url=_url(t, "base_url"), merchant_id=t.text("merchant_id"),
-        private_key_file=private_key, public_key_file=public_key, currency=currency,
-        deeplink_template=template, qr_timeout_s=t.integer("qr_timeout_s", default=120),
-        sign_scheme=scheme, md5_key=md5_key,
-        poll_interval_s=t.seconds("poll_interval_s", default=2.0),
-        timeout_s=t.seconds("timeout_s", default=10.0))
-    t.done()
-    return config
-
-
-def _terminal(t: _Table) -> TerminalConfig:
+def _terminal(t: Table) -> TerminalConfig:
     sn = t.text("sn")
     if not _SERIAL.fullmatch(sn):
         raise t.fail("sn", "must be 1-64 letters, digits, '_' or '-'")
     config = TerminalConfig(
-        sn=sn, name=_name(t) if t.optional_text("name") is not None else sn,
-        provider=t.choice("provider", ("codepay",), default="codepay"),
+        sn=sn, name=name_of(t) if t.optional_text("name") is not None else sn,
+        provider=t.choice("provider", TERMINAL_PROVIDERS, default=DEFAULT_TERMINAL_PROVIDER),
         display=t.optional_text("display"), printer=t.optional_text("printer"))
     t.done()
     return config
 
 
-def _display(t: _Table) -> DisplayConfig:
-    name = _name(t)
+def _display(t: Table) -> DisplayConfig:
+    name = name_of(t)
     kind = t.choice("kind", DISPLAY_KINDS)
     device = t.optional_text("device")
     if kind == "serial" and device is None:
@@ -692,8 +396,8 @@ def _display(t: _Table) -> DisplayConfig:
     return config
 
 
-def _printer(t: _Table) -> PrinterConfig:
-    name = _name(t)
+def _printer(t: Table) -> PrinterConfig:
+    name = name_of(t)
     kind = t.choice("kind", PRINTER_KINDS)
     device, host, path = t.optional_text("device"), t.optional_text("host"), t.path("path")
     needed = {"serial": ("device", device), "tcp": ("host", host), "file": ("path", path)}[kind]
@@ -760,9 +464,11 @@ def _cross_check(config: Config) -> None:
         if term.printer is not None and term.printer not in printers:
             raise ConfigError(f"terminals[{n}].printer",
                               f"names no configured [[printers]] entry: {term.printer!r}")
-    if config.terminals and config.codepay is None:
-        raise ConfigError("codepay", "missing: [[terminals]] are CodePay terminals and need "
-                                     "a [codepay] section")
+    for n, term in enumerate(config.terminals):
+        if term.provider not in config.providers:
+            title = PLUGINS[term.provider].title
+            raise ConfigError(term.provider, f"missing: [[terminals]] entry {n} is a terminal of "
+                                             f"{title} and needs a [{term.provider}] section")
 
 
 __all__ = [
@@ -784,19 +490,18 @@ __all__ = [
 ]
 
 
-# The longest notification URL each provider is given (public_url + this path), and the most
-# it accepts: UCanPay's notifyUrl is String(64) (seed 001), CodePay's notify_url <= 256 (seed 003).
-_NOTIFY_LIMITS: Final = (("ucanpay", "/notify/ucanpay/refund", 64),
-                         ("codepay", "/notify/codepay", 256))
-
-
 def _check_notify_url_lengths(config: Config) -> None:
     url = config.bridge.public_url
     if not url:
         return  # derived from http_listen: always short enough
-    for section, path, limit in _NOTIFY_LIMITS:
-        if getattr(config, section) is not None and len(url) + len(path) > limit:
+    for name in config.providers:
+        plugin = PLUGINS[name]
+        limit = plugin.notify_url_max
+        if limit is None:
+            continue
+        path = notify_path(name) + max(plugin.notify_suffixes, key=len)
+        if len(url) + len(path) > limit:
             raise ConfigError(
                 "bridge.public_url",
-                f"too long for {section}: its notification URL ({url}{path}) may have at most "
+                f"too long for {name}: its notification URL ({url}{path}) may have at most "
                 f"{limit} characters; use at most {limit - len(path)} here")

@@ -32,6 +32,7 @@ from posbridge.http.manager import manager_routes
 from posbridge.http.notify import notify_routes, notify_url
 from posbridge.http.ops import ops_routes
 from posbridge.journal import Journal, now_ms
+from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.lifecycle import Transition
 from posbridge.metrics import Metrics
 from posbridge.providers.base import Provider
@@ -40,7 +41,6 @@ from posbridge.providers.ucanpay.client import UCanPayProvider
 from posbridge.providers.ucanpay.deeplink import build_deeplink
 from posbridge.providers.ucanpay.signing import SignScheme
 from posbridge.records import TxnRecord
-from posbridge.sandbox.keys import load_private_key, load_public_key
 from posbridge.sandbox.runtime import Simulators
 from posbridge.sdnotify import SystemdNotifier, run_watchdog
 from posbridge.secrets import PinChecker, TokenIndex

@@ -52,11 +52,9 @@ from posbridge.money import AmountError, format_amount, parse_amount
 from posbridge.providers.base import (
     Outcome,
     PaymentOrder,
-    Preparable,
     PreparedCreate,
     Provider,
     ProviderReport,
-    Reversible,
     TxnKind,
 )
 from posbridge.providers.ucanpay.messages import validate_qr_order, validate_refund
@@ -138,10 +136,8 @@ class Engine:
     ) -> None:
         self.journal = journal
         self.providers = dict(providers)
-        # isinstance() against a runtime-checkable Protocol inspects every member each time
-        # (measurably slow per sale): the providers that can sign ahead are found once.
-        self._preparable: dict[str, Preparable] = {
-            name: p for name, p in self.providers.items() if isinstance(p, Preparable)}
+        self._preparable: dict[str, Provider] = {
+            name: p for name, p in self.providers.items() if p.caps.sign_ahead}
         self.settings = dict(settings)
         self.terminals = terminals
         self._by_key = {t.sn: t for t in terminals} | {t.name: t for t in terminals}
@@ -634,7 +630,7 @@ class Engine:
         after the order); the runner then tries again on its next round.
         """
         provider = self.providers[rec.provider]
-        if rec.kind is not TxnKind.QR_SALE or not isinstance(provider, Reversible):
+        if rec.kind is not TxnKind.QR_SALE or not provider.caps.reversible:
             return rec
         started = time.monotonic()
         try:

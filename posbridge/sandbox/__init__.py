@@ -2,5 +2,5 @@
 
 - :mod:`posbridge.sandbox.codepay_sim`: the CodePay Cloud gateway with simulated terminals;
 - :mod:`posbridge.sandbox.ucanpay_sim`: the UCanPay gateway;
-- :mod:`posbridge.sandbox.keys`: RSA key generation and loading (PEM or bare Base64 DER).
+- :mod:`posbridge.keyfiles`: RSA key generation and loading (PEM or bare Base64 DER).
 """

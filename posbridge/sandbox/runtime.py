@@ -23,8 +23,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from posbridge.keyfiles import generate_rsa_pem, load_private_key
 from posbridge.sandbox.codepay_sim import CodePaySimulator
-from posbridge.sandbox.keys import generate_rsa_pem, load_private_key
 from posbridge.sandbox.ucanpay_sim import UCanPaySimulator
 from posbridge.secrets import hash_secret
 

@@ -21,7 +21,7 @@ from posbridge.errors import NotificationRejected
 from posbridge.providers.base import Outcome, PaymentOrder, ProviderReport, TxnKind
 from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.sandbox.codepay_sim import CodePaySimulator
-from posbridge.sandbox.keys import generate_rsa_pem, load_private_key, load_public_key
+from posbridge.keyfiles import generate_rsa_pem, load_private_key, load_public_key
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "codepay"
 APP_ID = "test-app"

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from posbridge.providers.codepay.signing import canonical_string, sign, verify
-from posbridge.sandbox.keys import (
+from posbridge.keyfiles import (
     KeyFormatError,
     generate_rsa_pem,
     load_private_key,

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay import signing
-from posbridge.sandbox.keys import load_private_key
+from posbridge.keyfiles import load_private_key
 
 from .conftest import Bridge
 

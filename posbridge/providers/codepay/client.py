@@ -25,10 +25,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from posbridge.errors import ConfigError, OutcomeUnknown, ProviderRejected, ProviderUnreachable
 from posbridge.providers.base import (
+    Capabilities,
     NotificationAnswer,
+    Pacing,
     PaymentOrder,
     PreparedCreate,
+    Provider,
     ProviderReport,
+    TxnKind,
 )
 from posbridge.providers.codepay import messages as m
 
@@ -45,7 +49,7 @@ _HEADERS: Final = {"Content-Type": "application/json; charset=UTF-8"}
 PREPARED_MAX_AGE_S: Final = 30.0
 
 
-class CodePayProvider:
+class CodePayProvider(Provider):
     """Card payments on CodePay terminals as a :class:`posbridge.providers.base.Provider`.
 
     ``create`` sends ``wisehub.cloud.pay.order`` (SALE, VOID, REFUND), ``query`` ``order.query``
@@ -74,6 +78,7 @@ class CodePayProvider:
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
         open_batch_method: str = m.DEFAULT_OPEN_BATCH_METHOD,
+        poll_interval_s: float = 2.0,
     ) -> None:
         if sign_type == "RSA2":
             if private_key is None:
@@ -106,6 +111,10 @@ class CodePayProvider:
         self._open_batch_method = open_batch_method
         self._session: aiohttp.ClientSession | None = None
         self._log = log.bind(provider=self.name, merchant_no=merchant_no)
+        self.caps = Capabilities(
+            kinds=frozenset({TxnKind.SALE, TxnKind.VOID, TxnKind.REFUND}),
+            pacing=Pacing(expires_s=expires_s, poll_interval_s=poll_interval_s),
+            sign_ahead=True, batch_close=True, batch_figures=True)
 
     def __repr__(self) -> str:  # keys and passwords stay out of reprs
         return f"CodePayProvider(url={self._url!r}, app_id={self._app_id!r})"

@@ -23,6 +23,7 @@ Notify URLs (payment, and refund = payment + ``/refund`` unless given) longer th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -32,19 +33,25 @@ import aiohttp
 import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
+from posbridge import money
 from posbridge.errors import (
     OutcomeUnknown,
     ProviderRejected,
     ProviderUnreachable,
 )
 from posbridge.providers.base import (
+    Capabilities,
     NotificationAnswer,
     Outcome,
+    Pacing,
     PaymentOrder,
+    PreparedCreate,
+    Provider,
     ProviderReport,
     TxnKind,
 )
 from posbridge.providers.ucanpay import messages as m
+from posbridge.providers.ucanpay.deeplink import build_deeplink
 from posbridge.providers.ucanpay.signing import SigningKey, SignScheme, VerifyingKey, sign_params
 
 __all__ = ["UCanPayProvider"]
@@ -55,7 +62,7 @@ log = structlog.get_logger(__name__)
 _CREATED_MEMORY = 10_000
 
 
-class UCanPayProvider:
+class UCanPayProvider(Provider):
     """UCanPay wallet payments as a :class:`posbridge.providers.base.Provider`.
 
     ``create`` handles ``QR_SALE`` (unifiedorder) and ``QR_REFUND`` (refund; ``orig_order_no`` is
@@ -77,7 +84,9 @@ class UCanPayProvider:
         currency: str = "CAD",
         notify_url: str | None,
         refund_notify_url: str | None,
+        deeplink_template: str | None = None,
         qr_timeout_s: int = 120,
+        poll_interval_s: float = 2.0,
         timeout_s: float = 10.0,
         retries: int = 3,
         retry_delay_s: float = 0.5,
@@ -110,6 +119,13 @@ class UCanPayProvider:
         self._session: aiohttp.ClientSession | None = None
         self._created: dict[str, float] = {}
         self._log = log.bind(provider=self.name, merchant_id=merchant_id)
+        self._deeplink_template = deeplink_template
+        self.caps = Capabilities(
+            kinds=frozenset({TxnKind.QR_SALE, TxnKind.QR_REFUND}),
+            currencies={currency: money.exponent(currency)},
+            # unifiedorder has no expiry field (seed 001): the bridge closes the order itself
+            pacing=Pacing(expires_s=qr_timeout_s, poll_interval_s=poll_interval_s),
+            reversible=True, max_refunds=m.MAX_REFUNDS)
 
     @property
     def qr_timeout_s(self) -> int:
@@ -133,8 +149,20 @@ class UCanPayProvider:
             self._refund_notify_url = _refund_form(url)
         self._notify_url = url
 
-    async def create(self, order: PaymentOrder) -> ProviderReport:
-        """unifiedorder (QR_SALE: PENDING with ``provider_ref = ucpOrderNo``) or refund."""
+    def check(self, order: PaymentOrder) -> None:
+        """UCanPay's own input limits (``outTradeNo``/``outRefundNo`` letters and digits,
+        subject and body lengths and characters), naming the register's field."""
+        if order.kind is TxnKind.QR_SALE:
+            m.validate_qr_order(order.order_no, order.subject, order.body, order.amount,
+                                order.currency)
+        elif order.kind is TxnKind.QR_REFUND:
+            assert order.orig_order_no is not None
+            m.validate_refund(order.order_no, order.orig_order_no, order.amount, order.currency)
+
+    async def create(self, order: PaymentOrder,
+                     prepared: PreparedCreate | None = None) -> ProviderReport:
+        """unifiedorder (QR_SALE: PENDING with ``provider_ref = ucpOrderNo`` and the QR's
+        deeplink) or refund."""
         if order.kind is TxnKind.QR_SALE:
             return await self._unifiedorder(order)
         if order.kind is TxnKind.QR_REFUND:
@@ -158,7 +186,21 @@ class UCanPayProvider:
         data_or_none = await self._orderquery(order)
         if data_or_none is None:
             return ProviderReport(order_no=order.order_no, outcome=Outcome.NOT_FOUND)
-        return m.order_report(data_or_none, order.order_no)
+        return self._with_deeplink(m.order_report(data_or_none, order.order_no), order)
+
+    def probe_order(self) -> PaymentOrder:
+        """A QR order that does not exist (orderquery by its outTradeNo)."""
+        return PaymentOrder(order_no="PBHEALTHPROBE", kind=TxnKind.QR_SALE, amount=1,
+                            currency=self._currency)
+
+    def _with_deeplink(self, report: ProviderReport, order: PaymentOrder) -> ProviderReport:
+        """``report`` with the dynamic-QR deeplink of its ``ucpOrderNo`` (seed 001)."""
+        if (self._deeplink_template is None or report.provider_ref is None
+                or order.kind is not TxnKind.QR_SALE):
+            return report
+        link = build_deeplink(self._deeplink_template, ucp_order_no=report.provider_ref,
+                              amount_minor=order.amount, item=order.subject)
+        return dataclasses.replace(report, qr_text=link)
 
     async def close(self, order: PaymentOrder) -> None:
         """closeorder for an unpaid QR order; an already closed one counts as closed.
@@ -246,7 +288,7 @@ class UCanPayProvider:
         report = m.order_report(data, order.order_no)
         if report.provider_ref is None:
             raise OutcomeUnknown("UCanPay accepted the order but gave no ucpOrderNo")
-        return report
+        return self._with_deeplink(report, order)
 
     async def _refund(self, order: PaymentOrder) -> ProviderReport:
         if order.orig_order_no is None or order.orig_amount is None:

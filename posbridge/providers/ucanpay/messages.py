@@ -121,6 +121,7 @@ RETRYABLE: Final = frozenset({"SYSTEMERROR", "BIZERR_NEED_RETRY"})
 DEVICE_NO_MAX: Final = 32  # deviceNo string(32)
 REFUND_DESC_MAX: Final = 64  # refundDesc String(64)
 NOTIFY_URL_MAX: Final = 64  # notifyUrl String(64), for payments and refunds
+MAX_REFUNDS: Final = 10  # partial refunds of one order, each with its own outRefundNo (seed 001)
 NOTIFY_URL_KEY: Final = "bridge.public_url"  # the notify URLs are made from it
 # Every error code name in the seed's tables (unifiedorder, orderquery, closeorder, reverse,
 # refund, refundquery).
