@@ -339,7 +339,7 @@ def _discrepancy(diff: Mapping[str, Any]) -> str:
 
 
 def _amount(rec: TxnRecord) -> str:
-    return f"{format_amount(rec.amount + rec.tip, rec.currency)} {rec.currency}"
+    return f"{format_amount(rec.amount + rec.tip, rec.currency, rec.exponent)} {rec.currency}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay import signing
 from posbridge.providers.codepay.client import ENTRY_PATH
 from posbridge.providers.codepay.messages import TransStatus, TransType
+from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
 
 __all__ = ["BEHAVIOURS", "REFUSALS", "Behaviour", "CodePaySimulator", "SentNotification",
            "SimOrder", "behaviour_for"]
@@ -294,6 +295,22 @@ class CodePaySimulator:
             self._runner = None
 
     # -- recording and knobs ------------------------------------------------------------------
+
+    async def scan_and_pay(self, provider_ref: str) -> None:
+        """The customer pays order ``provider_ref`` (its ``trans_no``) now: it is approved and
+        notified, whatever its behaviour (the sandbox display's button; tests)."""
+        order = self._by_trans_no.get(provider_ref)
+        if order is None or order.status in FINAL:
+            return
+        self._stop_terminal(order)
+        self._set_final(order, TransStatus.SUCCESS)
+        await self._notify_result(order)
+
+    def stats(self, order_no: str) -> dict[str, object]:
+        """Creates and methods seen for ``order_no``, and every batch closed."""
+        return {"creates": self.create_count(order_no),
+                "methods": list(self.method_log(order_no)),
+                "batch_closes": list(self.batch_closes)}
 
     def create_count(self, merchant_order_no: str) -> int:
         """How many creates for ``merchant_order_no`` arrived (refused duplicates included)."""
@@ -735,3 +752,36 @@ def _text(value: object) -> str | None:
 
 def _digits(n: int) -> str:
     return f"{secrets.randbelow(10 ** n):0{n}d}"
+
+
+# -- the sandbox's view of this simulator ----------------------------------------------------
+
+APP_ID: Final = "sandbox-app"
+MERCHANT_NO: Final = "SANDBOX000001"
+STORE_NO: Final = "SANDBOXSTORE1"
+#: The simulated terminals: (serial number, lane name).
+TERMINALS: Final = (("SANDBOX0000000001", "lane-1"), ("SANDBOX0000000002", "lane-2"))
+
+
+async def _start(keys: SandboxKeys, pacing: SimPacing) -> CodePaySimulator:
+    sim = CodePaySimulator(
+        app_id=APP_ID, merchant_no=MERCHANT_NO,
+        gateway_private_key=keys.private_key("codepay_gateway"),
+        merchant_public_key=keys.public_key("merchant"),
+        approve_delay_s=pacing.approve_delay_s)
+    await sim.start()
+    return sim
+
+
+def _section(sim: CodePaySimulator, keys: SandboxKeys, pacing: BridgePacing) -> dict[str, Any]:
+    return {"base_url": sim.url, "app_id": APP_ID, "merchant_no": MERCHANT_NO,
+            "store_no": STORE_NO, "private_key_file": str(keys.private("merchant")),
+            "gateway_public_key_file": str(keys.public("codepay_gateway")),
+            "expires_s": pacing.expires_s, "poll_interval_s": pacing.poll_interval_s}
+
+
+SANDBOX: Final = SandboxSpec(
+    provider="codepay", key_names=("merchant", "codepay_gateway"), start=_start,
+    section=_section, terminals=TERMINALS,
+    title="simulated card terminals decide by the amount's cents",
+    behaviours=tuple((f".{cents:02d}", what) for cents, what in sorted(BEHAVIOURS.items())))

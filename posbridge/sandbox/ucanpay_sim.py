@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from posbridge.errors import PosbridgeError
 from posbridge.providers.ucanpay import messages as m
 from posbridge.providers.ucanpay.signing import SignScheme, sign_params, sign_type, verify_params
+from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
 
 __all__ = ["SimOrder", "SimRefund", "SimulatorError", "UCanPaySimulator"]
 
@@ -225,6 +226,11 @@ class UCanPaySimulator:
     def sign_with_wrong_key_next(self, method: str) -> None:
         """The next ``method`` reply is signed with a key the merchant does not know."""
         self._wrong_key[method] += 1
+
+    def stats(self, order_no: str) -> dict[str, object]:
+        """Requests seen for ``order_no`` (its outTradeNo), by method."""
+        methods = [name for name, body in self.requests if body.get("outTradeNo") == order_no]
+        return {"creates": methods.count("unifiedorder"), "methods": methods}
 
     def count(self, method: str, out_trade_no: str | None = None) -> int:
         """How many ``method`` requests arrived (for ``out_trade_no`` if given)."""
@@ -548,3 +554,31 @@ class UCanPaySimulator:
                 return await resp.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"error: {exc}"
+
+
+# -- the sandbox's view of this simulator ----------------------------------------------------
+
+MERCHANT_ID: Final = "SANDBOXUCP01"
+
+
+async def _start(keys: SandboxKeys, pacing: SimPacing) -> UCanPaySimulator:
+    sim = UCanPaySimulator(
+        merchant_id=MERCHANT_ID, private_key=keys.private_key("ucanpay_gateway"),
+        merchant_public_key=keys.public_key("ucanpay_merchant"),
+        notify_interval_s=pacing.notify_interval_s)
+    await sim.start()
+    return sim
+
+
+def _section(sim: UCanPaySimulator, keys: SandboxKeys, pacing: BridgePacing) -> dict[str, Any]:
+    return {"base_url": sim.url, "merchant_id": MERCHANT_ID,
+            "private_key_file": str(keys.private("ucanpay_merchant")),
+            "public_key_file": str(keys.public("ucanpay_gateway")),
+            "currency": "CAD", "qr_timeout_s": pacing.qr_timeout_s,
+            "poll_interval_s": pacing.poll_interval_s}
+
+
+SANDBOX: Final = SandboxSpec(
+    provider="ucanpay", key_names=("ucanpay_merchant", "ucanpay_gateway"), start=_start,
+    section=_section,
+    title="wallet QR sales (CAD) are paid with the display's \"simulate scan & pay\" button")

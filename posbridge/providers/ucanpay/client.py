@@ -222,7 +222,8 @@ class UCanPayProvider(Provider):
         """reverse a QR order whose answer was lost (closes it, or returns the money).
 
         UCanPay allows it from 15 s after the order until 7 days after; outside that window
-        ``ProviderRejected`` is raised without calling UCanPay. The order's time is the one
+        ``ProviderRejected`` is raised without calling UCanPay; an order UCanPay does not have
+        is a ``NOT_FOUND`` report. The order's time is the one
         this adapter created it at, else ``tranTime`` from an orderquery. The seed says to
         reverse only when a query gives no clear payment result: when that orderquery does
         give one (paid, refunded, closed, revoked, failed), its report is returned and
@@ -235,8 +236,7 @@ class UCanPayProvider(Provider):
         if created is None:
             data = await self._orderquery(order)
             if data is None:
-                raise ProviderRejected("UCanPay has no such order to reverse",
-                                       provider_code="ORDERNOTEXIST")
+                return ProviderReport(order_no=order.order_no, outcome=Outcome.NOT_FOUND)
             if m.clear_trade_status(data):
                 report = m.order_report(data, order.order_no)
                 self._log.info("reverse_not_needed", order_no=order.order_no,
@@ -253,7 +253,8 @@ class UCanPayProvider(Provider):
         body = m.reverse(merchant_id=self._merchant_id, order_no=order.order_no,
                          ucp_order_no=ucp_order_no, nonce=_nonce(), scheme=self._scheme)
         data = await self._call(m.Method.REVERSE, body)
-        return m.order_report(data, order.order_no)
+        report = m.order_report(data, order.order_no)
+        return dataclasses.replace(report, reversed=report.provider_code == "REVOKED")
 
     def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> ProviderReport:
         """Verify and read a payment or refund notification (``NotificationRejected`` if bad)."""
