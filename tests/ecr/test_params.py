@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from posbridge.ecr import params as P
-from posbridge.ecr.params import params_fingerprint
-from posbridge.ecr.params import parse_params
+from posbridge.ecr.params import params_fingerprint, parse_params
 from posbridge.errors import ConfigError, RequestError
 from posbridge.lifecycle import State
 
