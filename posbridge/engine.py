@@ -410,10 +410,10 @@ class Engine:
     async def cancel(self, order_no: str, *, timeout_s: float | None = None) -> TxnRecord:
         """Ask for the payment to stop; the transaction once final.
 
-        An order the terminal has already picked up cannot be withdrawn (CodePay closes only
-        orders still waiting, status 9): then the answer comes when the payment ends, at the
-        latest once the order has expired and the provider confirmed it. So the default wait
-        runs to the order's expiry plus ``CANCEL_GRACE_S``.
+        An order the terminal has already picked up cannot be withdrawn (a card provider
+        closes only orders still waiting for the card): then the answer comes when the payment
+        ends, at the latest once the order has expired and the provider confirmed it. So the
+        default wait runs to the order's expiry plus ``CANCEL_GRACE_S``.
         """
         rec = await self.get(order_no)
         if rec is None:

@@ -135,9 +135,9 @@ def signal_for(outcome: Outcome, facts: Facts, *, provider_code: str | None = No
 
     * ``accepted``: the report answers the bridge's create, so "still open" is an acceptance.
     * A failure the bridge caused is not a decline. A provider may report an order the bridge
-      closed as closed-or-failed, with or without an error code (CodePay's status 1 with
-      ``trans_error_code``): once the bridge has sent a close, such a report ends the order
-      ``cancelled`` (a register asked) or ``expired`` (its time ran out), whatever the code.
+      closed as "closed or failed", with or without an error code: once the bridge has sent a
+      close, such a report ends the order ``cancelled`` (a register asked) or ``expired``
+      (its time ran out), whatever the code.
       Without a close, a failure with no error code after a cancel request or past the
       order's expiry is the provider closing it on its own, not a card declined.
     * A cancellation nobody asked for, after the bridge's close or past expiry, is ``expired``.

@@ -14,8 +14,7 @@ from aiohttp import web
 
 from posbridge.engine import Engine
 from posbridge.errors import JournalError, NotificationRejected
-from posbridge.providers.base import NotificationAnswer, Provider
-from posbridge.providers.registry import notify_path
+from posbridge.providers.base import NotificationAnswer, Provider, notify_path
 
 log = structlog.get_logger(__name__)
 

@@ -267,6 +267,12 @@ def invalid_input(field_name: str, problem: str) -> RequestError:
 # -- the plug-in declaration ---------------------------------------------------------------
 
 
+def notify_path(name: str) -> str:
+    """Where provider ``name``'s notifications arrive on the HTTP listener (its plug-in's
+    ``notify_suffixes`` are appended for the kinds that have their own URL)."""
+    return f"/notify/{name}"
+
+
 @dataclass(frozen=True, slots=True)
 class KeySpec:
     """One key file of a provider's configuration section.

@@ -16,9 +16,3 @@ from posbridge.providers.codepay.plugin import PLUGIN as CODEPAY
 from posbridge.providers.ucanpay.plugin import PLUGIN as UCANPAY
 
 PLUGINS: Final[Mapping[str, ProviderPlugin]] = {p.name: p for p in (CODEPAY, UCANPAY)}
-
-
-def notify_path(name: str) -> str:
-    """Where provider ``name``'s notifications arrive on the HTTP listener (its plug-in's
-    ``notify_suffixes`` are appended for the kinds that have their own URL)."""
-    return f"/notify/{name}"

@@ -88,8 +88,8 @@ def ensure_secret(path: Path, make: Any) -> str:
 
 @dataclass
 class Simulators:
-    """The running simulators by provider name (``sims.by_name["codepay"]``, or as attributes:
-    ``sims.codepay``)."""
+    """The running simulators by provider name (``sims.by_name[name]``, or as attributes:
+    ``sims.<name>``)."""
 
     by_name: dict[str, Simulator]
     specs: dict[str, SandboxSpec]

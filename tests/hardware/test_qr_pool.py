@@ -29,8 +29,8 @@ from hardware.displays.web import WebDisplay
 from hardware.escpos import PrinterProfile
 from hardware.escpos_render import render_png
 from hardware.printers.file import FilePrinter
-from hardware.qr import render_qr_png, render_qr_png_async
-from hardware.qr_pool import MAX_PENDING_BYTES, POOL, RenderPool
+from hardware.qr import render_qr_png
+from hardware.qr_pool import MAX_PENDING_BYTES, POOL, RenderPool, render_qr_png_async
 from hardware.receipts import qr_slip
 from posbridge.devices import Devices
 from posbridge.errors import PrinterError
