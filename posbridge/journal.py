@@ -449,12 +449,15 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
     """Bring the journal to :data:`SCHEMA_VERSION`; returns the version it was at.
 
     Each step runs in one transaction with its ``user_version``; a newer file than this
-    posbridge knows raises JournalError and is left untouched."""
+    posbridge knows raises JournalError and is left untouched. Sets WAL mode and
+    ``synchronous=FULL`` on the way."""
     found = schema_version(conn)
     if found > SCHEMA_VERSION:
         raise JournalError(
             f"the journal at {path} has schema version {found}, written by a newer posbridge; "
             f"this one knows up to {SCHEMA_VERSION}: upgrade posbridge, or restore a backup")
+    conn.execute("PRAGMA journal_mode=WAL")  # only now: it rewrites the file's header
+    conn.execute("PRAGMA synchronous=FULL")
     version = found
     if version == 0:
         try:  # one transaction: version 1 is whole or absent
@@ -488,8 +491,6 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
             )
         else:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
     except sqlite3.Error as exc:
         raise JournalError(f"cannot open the journal at {path}: {exc}") from exc
