@@ -246,6 +246,8 @@ class CodePaySimulator:
         # What a closed or expired order reports: 3 (cancelled). PROVIDERS.md gives 1 as
         # "closed/failed", so a test may set FAILED to play a gateway that reports closes so.
         self.closed_status = TransStatus.CANCELLED
+        # Some gateways add an error code to such a status 1 (code, message): a test sets it.
+        self.closed_error: tuple[str, str] | None = None
         self._online: dict[str, bool] = {}
         self._batches: dict[str, _Batch] = {}
         self._by_trans_no: dict[str, SimOrder] = {}
@@ -496,7 +498,7 @@ class CodePaySimulator:
             raise _Refusal("ORDER_NOT_EXIST")
         if order.status is TransStatus.CREATED:
             self._stop_terminal(order)
-            self._set_final(order, self.closed_status)
+            self._closed(order)
             if order.behaviour is Behaviour.LATE_APPROVAL:
                 self._terminal_tasks[order.merchant_order_no] = self._spawn(
                     self._late_approval(order))
@@ -591,8 +593,13 @@ class CodePaySimulator:
 
     def _expired(self, order: SimOrder) -> None:
         if order.status not in FINAL:
-            self._set_final(order, self.closed_status)
+            self._closed(order)
             log.info("codepay_sim_expired", order_no=order.merchant_order_no)
+
+    def _closed(self, order: SimOrder) -> None:
+        if self.closed_error is not None and self.closed_status is TransStatus.FAILED:
+            order.error_code, order.error_msg = self.closed_error
+        self._set_final(order, self.closed_status)
 
     def _stop_terminal(self, order: SimOrder) -> None:
         task = self._terminal_tasks.pop(order.merchant_order_no, None)
