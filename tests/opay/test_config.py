@@ -41,7 +41,7 @@ def test_defaults() -> None:
     assert cfg.base_url == "https://service.example.com"
     assert cfg.pay_page_url == "https://service.example.com/platform/pay.html"
     assert cfg.coins == {"USDT": 6, "BTC": 8} and cfg.expires_s == 600
-    assert (cfg.amount_style, cfg.alphabet, cfg.sign_input, cfg.callback_answer) == (
+    assert (cfg.amount_style, cfg.base64_alphabet, cfg.sign_input, cfg.callback_answer) == (
         AmountStyle.PLAIN, Alphabet.URLSAFE, SignInput.MD5_HEX, CallbackAnswer.TEXT)
     assert cfg.detail_app_key and cfg.statement_page_size == 2000
     assert cfg.return_page is None and cfg.order_scene_type is None
@@ -49,11 +49,11 @@ def test_defaults() -> None:
 
 def test_every_switch() -> None:
     cfg = parse(section(pay_page_url="https://pay.example/p.html", amount_style="fixed",
-                        base64="standard", sign_input="json", callback_answer="json",
+                        base64_alphabet="standard", sign_input="json", callback_answer="json",
                         detail_app_key=False, statement_page_size=500,
                         return_page="https://store.example/thanks", order_scene_type="1000011",
                         lost_order_settle_s=0, expires_s=120))
-    assert (cfg.amount_style, cfg.alphabet, cfg.sign_input, cfg.callback_answer) == (
+    assert (cfg.amount_style, cfg.base64_alphabet, cfg.sign_input, cfg.callback_answer) == (
         AmountStyle.FIXED, Alphabet.STANDARD, SignInput.JSON, CallbackAnswer.JSON)
     assert (cfg.pay_page_url, cfg.return_page, cfg.order_scene_type) == (
         "https://pay.example/p.html", "https://store.example/thanks", "1000011")

@@ -1,26 +1,22 @@
 """The ``[opay]`` configuration section: the crypto payment platform (optional section).
 
 Every reading of the platform's documents that they do not state outright is a key here with
-its default (see :mod:`.envelope`, :mod:`.messages` and :mod:`.statement` for why):
+its default (see :mod:`.envelope`, :mod:`.messages` and :mod:`.statement` for why), and
+config/README.md lists them all:
 
-=========================  =============  ===================================================
-key                        default        what it chooses
-=========================  =============  ===================================================
-``pay_page_url``           base + ``/platform/pay.html``  the page the QR opens
-``coins``                  (required)     accepted coins and their decimals
-``expires_s``              600            seconds a crypto QR stays payable
-``return_page``            the bridge's public URL  ``returnPage`` (the app's "back" link)
-``order_scene_type``       none           ``orderSceneType`` when set (digits)
-``amount_style``           ``plain``      ``orderAmount`` as ``12.5`` or ``fixed`` ``12.500000``
-``base64``                 ``urlsafe``    the alphabet written (both are always read)
-``sign_input``             ``md5_hex``    sign the MD5 hex of the JSON text, or ``json`` itself
-``callback_answer``        ``text``       answer ``success``, or ``json`` ``{"data":"success"}``
-``detail_app_key``         true           send ``appKey`` inside orderDetail's parameters
-``statement_page_size``    2000           lines per merchantBillingDay page (at most 2000)
-``lost_order_settle_s``    600            wait after expiry before a lost order counts absent
-``poll_interval_s``        2              seconds between status queries
-``timeout_s``              10             seconds one HTTP request may take
-=========================  =============  ===================================================
+- ``pay_page_url`` (``base_url`` + ``/platform/pay.html``): the page the QR opens;
+- ``coins`` (required): the accepted coins and their decimals;
+- ``expires_s`` (600): seconds a crypto QR stays payable;
+- ``return_page`` (the bridge's public URL): ``returnPage``, which the documents require;
+- ``order_scene_type`` (none): ``orderSceneType``, digits;
+- ``amount_style`` (``plain``): ``orderAmount`` as ``12.5``, or ``fixed`` ``12.500000``;
+- ``base64_alphabet`` (``urlsafe``): the alphabet written (both are always read);
+- ``sign_input`` (``md5_hex``): sign the MD5 hex of the JSON text, or ``json``: the text;
+- ``callback_answer`` (``text``): answer ``success``, or ``json``: ``{"data":"success"}``;
+- ``detail_app_key`` (true): send ``appKey`` inside orderDetail's parameters;
+- ``statement_page_size`` (2000): lines per merchantBillingDay page (at most 2000);
+- ``lost_order_settle_s`` (600): wait after expiry before a lost order counts as absent;
+- ``poll_interval_s`` (2), ``timeout_s`` (10): status query pace, one request's time limit.
 """
 
 from __future__ import annotations
@@ -54,7 +50,7 @@ class OPayConfig:
     return_page: str | None = None
     order_scene_type: str | None = None
     amount_style: AmountStyle = AmountStyle.PLAIN
-    alphabet: Alphabet = Alphabet.URLSAFE
+    base64_alphabet: Alphabet = Alphabet.URLSAFE
     sign_input: SignInput = SignInput.MD5_HEX
     callback_answer: CallbackAnswer = CallbackAnswer.TEXT
     detail_app_key: bool = True
@@ -83,7 +79,7 @@ def parse_section(t: Table) -> OPayConfig:
         raise t.fail("order_scene_type", "must be digits (a numerical enumeration)")
     return_page = url_of(t, "return_page", empty_ok=True) or None
     amount_style = t.choice("amount_style", ("plain", "fixed"), default="plain")
-    alphabet = t.choice("base64", ("urlsafe", "standard"), default="urlsafe")
+    alphabet = t.choice("base64_alphabet", ("urlsafe", "standard"), default="urlsafe")
     sign_input = t.choice("sign_input", ("md5_hex", "json"), default="md5_hex")
     answer = t.choice("callback_answer", ("text", "json"), default="text")
     config = OPayConfig(
@@ -92,7 +88,7 @@ def parse_section(t: Table) -> OPayConfig:
         pay_page_url=url_of(t, "pay_page_url", default=base_url + PAY_PAGE_PATH),
         expires_s=t.integer("expires_s", default=600, low=30, high=86_400),
         return_page=return_page, order_scene_type=scene,
-        amount_style=AmountStyle(amount_style), alphabet=Alphabet(alphabet),
+        amount_style=AmountStyle(amount_style), base64_alphabet=Alphabet(alphabet),
         sign_input=SignInput(sign_input), callback_answer=CallbackAnswer(answer),
         detail_app_key=t.boolean("detail_app_key", default=True),
         statement_page_size=t.integer("statement_page_size", default=2000, high=2000),

@@ -20,7 +20,7 @@ def build(cfg: OPayConfig, notify_url: str) -> OPayProvider:
         coins=cfg.coins, notify_url=notify_url, pay_page=cfg.pay_page_url,
         return_page=cfg.return_page, expires_s=cfg.expires_s,
         order_scene_type=cfg.order_scene_type, amount_style=cfg.amount_style,
-        suite=Suite(alphabet=cfg.alphabet, sign_input=cfg.sign_input),
+        suite=Suite(alphabet=cfg.base64_alphabet, sign_input=cfg.sign_input),
         callback_answer=cfg.callback_answer, detail_app_key=cfg.detail_app_key,
         statement_page_size=cfg.statement_page_size,
         lost_order_settle_s=cfg.lost_order_settle_s, poll_interval_s=cfg.poll_interval_s,
