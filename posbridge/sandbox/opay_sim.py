@@ -43,20 +43,16 @@ import itertools
 import json
 import re
 import time
-from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from posbridge.errors import PosbridgeError
 from posbridge.providers.opay import messages as m
 from posbridge.providers.opay.envelope import (
     DEFAULT_SUITE,
@@ -67,6 +63,7 @@ from posbridge.providers.opay.envelope import (
     seal,
 )
 from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
+from posbridge.sandbox.httpsim import HttpSimulator, SimulatorError
 
 __all__ = ["SANDBOX", "Code", "OPaySimulator", "SimOrder", "SimulatorError"]
 
@@ -91,10 +88,6 @@ class Code(enum.StrEnum):
     NO_ORDER = "70003"  # no such orderNum
     NOT_PENDING = "70004"  # the order is paid or failed: it cannot be cancelled
     INJECTED = "99999"  # fail_next's default
-
-
-class SimulatorError(PosbridgeError):
-    """A sandbox action that cannot be done (unknown order, not payable)."""
 
 
 class _Refusal(Exception):
@@ -122,8 +115,10 @@ class SimOrder:
     paid_ms: int | None = None
 
 
-class OPaySimulator:
+class OPaySimulator(HttpSimulator):
     """The simulated platform. ``await start()``, use :attr:`url`, ``await stop()``."""
+
+    label = "crypto platform simulator"
 
     def __init__(
         self,
@@ -137,6 +132,7 @@ class OPaySimulator:
         notify_interval_s: float = 1.0,
         notify_attempts: int = 20,
     ) -> None:
+        super().__init__()
         self.app_id = app_id
         self._platform_key = platform_key
         self._merchant_public_key = merchant_public_key
@@ -154,67 +150,19 @@ class OPaySimulator:
         self.callbacks: list[tuple[str, dict[str, Any], str]] = []  # (url, params, answer)
         self._by_app_order: dict[str, SimOrder] = {}
         self._numbers = itertools.count(1_000_000_001)
-        self._fail: dict[str, list[str]] = defaultdict(list)
-        self._drop: dict[str, int] = defaultdict(int)
-        self._wrong_key: dict[str, int] = defaultdict(int)
-        self._other_key: RSAPrivateKey | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._url: str | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on ``host:port`` (port 0: any free port; see :attr:`url`)."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The API's paths, the pay page and the sandbox's pay button."""
         for method in m.Method:
             app.router.add_post(method.path, self._handler(method))
         app.router.add_get("/platform/pay.html", self._pay_page)
         app.router.add_post("/sandbox/pay/{ref}", self._handle_pay)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0]
-        self._url = f"http://{bound[0]}:{bound[1]}"
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        log.info("opay_sim_started", url=self._url)
 
-    @property
-    def url(self) -> str:
-        """The base URL (``http://127.0.0.1:PORT``) once started."""
-        if self._url is None:
-            raise SimulatorError("the crypto platform simulator is not started")
-        return self._url
-
-    async def stop(self) -> None:
-        """Release held answers, stop calling back, close the listener."""
-        self._closing.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-
-    # -- failure injection and recording ---------------------------------------------------
+    # -- recording ----------------------------------------------------------------------------
 
     def fail_next(self, method: str, code: str = Code.INJECTED) -> None:
         """The next ``method`` request is refused with ``code`` without being processed."""
-        self._fail[method].append(code)
-
-    def drop_next_response(self, method: str) -> None:
-        """The next ``method`` request is processed but never answered (until stop)."""
-        self._drop[method] += 1
-
-    def sign_with_wrong_key_next(self, method: str) -> None:
-        """The next ``method`` answer is signed with a key the merchant does not know."""
-        self._wrong_key[method] += 1
+        super().fail_next(method, code)
 
     def count(self, method: str, app_order_id: str | None = None) -> int:
         """How many ``method`` requests were opened (for ``app_order_id`` if given)."""
@@ -294,15 +242,13 @@ class OPaySimulator:
         try:
             params = self._open_request(await request.read())
             self.requests.append((name, params))
-            if self._fail[name]:
-                raise _Refusal(self._fail[name].pop(0), "injected failure")
+            injected = self._take_failure(name)
+            if injected is not None:
+                raise _Refusal(injected, "injected failure")
             data = self._process(method, params)
         except _Refusal as exc:
             return web.json_response({"code": exc.code, "msg": exc.message})
-        if self._drop[name]:
-            self._drop[name] -= 1
-            await self._closing.wait()  # processed; the answer is "lost"
-            raise web.HTTPServiceUnavailable()
+        await self._hold_if_dropped(name)  # processed; the answer may be "lost"
         if data is None:
             return web.json_response({"code": "0", "msg": "success"})
         return web.json_response({"code": "0", "msg": "success", **self._sealed(name, data)})
@@ -449,12 +395,7 @@ class OPaySimulator:
         return dt.datetime.fromtimestamp(epoch_ms / 1000, zone).strftime("%Y-%m-%d")
 
     def _signing_key(self, method: str) -> RSAPrivateKey:
-        if self._wrong_key[method]:
-            self._wrong_key[method] -= 1
-            if self._other_key is None:
-                self._other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            return self._other_key
-        return self._platform_key
+        return self._stranger_key() if self._wrong_key_due(method) else self._platform_key
 
     def _sealed(self, method: str, data: Mapping[str, Any]) -> dict[str, str]:
         """``data`` and ``sign`` for the merchant (the envelope's app_id and time dropped:
@@ -463,11 +404,6 @@ class OPaySimulator:
                     receiver_key=self._merchant_public_key,
                     sender_key=self._signing_key(method), suite=self._suite)
         return {"data": body["data"], "sign": body["sign"]}
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _call_back(self, order: SimOrder) -> None:
         """POST the signed callback until answered ``success``, every
@@ -479,21 +415,12 @@ class OPaySimulator:
             body = seal(params, app_id=self.app_id, now_ms=self._now_ms(),
                         receiver_key=self._merchant_public_key,
                         sender_key=self._signing_key("callback"), suite=self._suite)
-            answer = await self._post(order.notify_page, body)
+            answer = await self._post_json(order.notify_page, body)
             self.callbacks.append((order.notify_page, params, answer))
             if _is_success(answer):
                 return
             await asyncio.sleep(self.notify_interval_s)
         log.info("opay_sim_callback_gave_up", app_order_id=order.app_order_id)
-
-    async def _post(self, url: str, body: Mapping[str, str]) -> str:
-        if self._http is None:
-            return ""
-        try:
-            async with self._http.post(url, json=body) as resp:
-                return await resp.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"error: {exc}"
 
 
 def _is_success(answer: str) -> bool:

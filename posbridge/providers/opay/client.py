@@ -233,12 +233,13 @@ class OPayProvider(Provider):
         now_ms = int(self._clock() * 1000)
         created = order.created_at_ms
         days = [st.day_of(now_ms)] if created is None else st.days_around(created)
-        found: st.Entry | None = None
+        entries: list[st.Entry] = []
         for day in days:
-            entries = await self._statement(day)
-            found = st.find([*(([found]) if found else []), *entries], order.order_no)
+            entries += await self._statement(day)
+            found = st.find(entries, order.order_no)
             if found is not None and found.paid:
-                break
+                break  # a paid line settles it: the later days need not be read
+        found = st.find(entries, order.order_no)
         if found is not None:
             report = st.entry_report(found, coin=coin, decimals=decimals)
             payer = _payer_or_none(order)
