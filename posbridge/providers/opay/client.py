@@ -1,12 +1,11 @@
-"""The crypto payment platform's adapter: the thin aiohttp layer over the pure modules.
+"""The crypto payment platform's adapter: the thin I/O layer over the pure modules.
 
-This is the one module that talks to aiohttp for the platform; its errors become posbridge
-errors here:
+Requests go through :class:`posbridge.providers.http.JsonPoster`, which turns transport
+failures into posbridge errors (unreachable, outcome unknown, HTTP 4xx refused); of the
+answers themselves:
 
-- connection refused / DNS failure (``ClientConnectorError``): ``ProviderUnreachable``;
-- timeout, reset, an HTTP 5xx, an answer that is not an answer object: ``OutcomeUnknown``;
-- an HTTP 4xx: ``ProviderRejected`` (the gateway turned the request away unread);
-- an answer that does not open or verify: ``BadSignature`` (an ``OutcomeUnknown``);
+- one that is not an answer object: ``OutcomeUnknown``;
+- one that does not open or verify: ``BadSignature`` (an ``OutcomeUnknown``);
 - any other ``code`` than ``"0"``: ``ProviderRejected`` with that code.
 
 A refused createThirdOrder is final (``failed``, nothing to pay): the bridge never sends a
@@ -34,17 +33,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from posbridge.errors import (
-    NotificationRejected,
-    OutcomeUnknown,
-    ProviderRejected,
-    ProviderUnreachable,
-    RequestError,
-)
+from posbridge.errors import NotificationRejected, OutcomeUnknown, ProviderRejected, RequestError
 from posbridge.providers.base import (
     BatchFigures,
     Capabilities,
@@ -57,6 +49,7 @@ from posbridge.providers.base import (
     ProviderReport,
     TxnKind,
 )
+from posbridge.providers.http import JsonPoster
 from posbridge.providers.opay import messages as m
 from posbridge.providers.opay import statement as st
 from posbridge.providers.opay.envelope import DEFAULT_SUITE, Suite, seal
@@ -127,11 +120,10 @@ class OPayProvider(Provider):
         self._page_size = statement_page_size
         self._expires_s = expires_s
         self._settle_s = lost_order_settle_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._order_coins: OrderedDict[str, str] = OrderedDict()
         self._log = log.bind(provider=self.name, app_id=app_id)
+        self._http = JsonPoster(title="the crypto platform", timeout_s=timeout_s, log=self._log)
         if notify_url is not None and notify_url.startswith(("http://", "https://")):
             self.set_notify_url(notify_url)
         self.caps = Capabilities(
@@ -323,9 +315,7 @@ class OPayProvider(Provider):
 
     async def aclose(self) -> None:
         """Close the HTTP session (a later call opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -400,36 +390,7 @@ class OPayProvider(Provider):
             raise
 
     async def _post(self, method: m.Method, body: bytes) -> bytes:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())  # no cookies here
-        url = self._base_url + method.path
-        started = time.monotonic()
-        try:
-            async with self._session.post(
-                    url, data=body, headers={"Content-Type": "application/json"}) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except aiohttp.ClientConnectorError as exc:
-            self._log.warning("unreachable", method=method.value, error=str(exc))
-            raise ProviderUnreachable(f"the crypto platform is unreachable: {exc}") from exc
-        except TimeoutError as exc:
-            self._log.warning("timeout", method=method.value)
-            raise OutcomeUnknown(f"the crypto platform did not answer {method.value} "
-                                 "in time") from exc
-        except aiohttp.ClientError as exc:
-            self._log.warning("transport_error", method=method.value, error=str(exc))
-            raise OutcomeUnknown(f"{method.value} to the crypto platform failed in transit: "
-                                 f"{exc}") from exc
-        self._log.debug("answered", method=method.value, status=status,
-                        ms=round((time.monotonic() - started) * 1000))
-        if 400 <= status < 500:
-            raise ProviderRejected(f"the crypto platform refused {method.value} with HTTP "
-                                   f"{status}", provider_code=f"HTTP{status}")
-        if status != 200:
-            raise OutcomeUnknown(f"the crypto platform answered {method.value} with HTTP "
-                                 f"{status}")
-        return raw
+        return await self._http.post(self._base_url + method.path, body, what=method.value)
 
 
 def _bytes(body: Mapping[str, str]) -> bytes:
