@@ -4,18 +4,18 @@ over real sockets on 127.0.0.1, and the merchant's callback endpoint."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from posbridge.errors import NotificationRejected
 from posbridge.keyfiles import load_private_key, load_public_key
-from posbridge.providers.base import PaymentOrder, ProviderReport, TxnKind
+from posbridge.providers.base import PaymentOrder, TxnKind
 from posbridge.providers.opay.client import OPayProvider
 from posbridge.sandbox.opay_sim import OPaySimulator
+from tests.notify_receiver import Receiver, listening
+
+__all__ = ["Receiver"]
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "opay"
 APP_ID = "test_app_5157"
@@ -55,33 +55,6 @@ def sale(order_no: str, amount: int = 12_500_000, coin: str = "USDT", *, ref: st
                         created_at_ms=None if created_s is None else int(created_s * 1000))
 
 
-@dataclass
-class Receiver:
-    """The merchant's callback endpoint: verifies with the adapter, records, answers."""
-
-    provider: OPayProvider
-    url: str = ""
-    reports: list[ProviderReport] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    refuse_first: int = 0  # answer "fail" to this many valid callbacks (as if not recorded)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        try:
-            report = self.provider.parse_notification(await request.read(), request.headers)
-        except NotificationRejected as exc:
-            self.rejected.append(exc.message)
-            answer = self.provider.notification_answer(False, "rejected")
-        else:
-            if self.refuse_first > 0:
-                self.refuse_first -= 1
-                answer = self.provider.notification_answer(False, "not recorded")
-            else:
-                self.reports.append(report)
-                answer = self.provider.notification_answer(True)
-        return web.Response(status=answer.status, body=answer.body,
-                            headers={"Content-Type": answer.content_type})
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -109,15 +82,5 @@ async def provider(sim: OPaySimulator, clock: Clock) -> AsyncIterator[OPayProvid
 
 @pytest.fixture
 async def receiver(provider: OPayProvider) -> AsyncIterator[Receiver]:
-    rec = Receiver(provider)
-    app = web.Application()
-    app.router.add_post("/notify/opay", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    rec.url = f"http://{host}:{port}/notify/opay"
-    provider.set_notify_url(rec.url)
-    yield rec
-    await runner.cleanup()
+    async with listening(provider, "/notify/opay") as rec:
+        yield rec
