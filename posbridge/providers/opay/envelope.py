@@ -165,9 +165,9 @@ def signed_text(text: str, sign_input: SignInput = SignInput.MD5_HEX) -> bytes:
     raw = text.encode("utf-8")
     if sign_input is SignInput.JSON:
         return raw
-    # MD5 is the platform's choice of digest for the signed text, not ours: it is only a
-    # fixed-length stand-in for the text, and SHA-256 inside the signature does the work.
-    return hashlib.md5(raw).hexdigest().encode("ascii")  # noqa: S324
+    # MD5 only makes a fixed-length stand-in for the text; SHA-256 inside the signature
+    # does the work.
+    return hashlib.md5(raw).hexdigest().encode("ascii")  # noqa: S324 (the platform's rule)
 
 
 def sign(text: str, private_key: RSAPrivateKey, suite: Suite = DEFAULT_SUITE) -> str:
