@@ -6,7 +6,7 @@ Providers hand out keys in several shapes; all of these load:
 - SubjectPublicKeyInfo PEM (``-----BEGIN PUBLIC KEY-----``) and PKCS#1 PEM
   (``-----BEGIN RSA PUBLIC KEY-----``);
 - the bare Base64 of the DER bytes (what provider portals often show in a text box), with
-  or without line breaks.
+  or without line breaks, in the standard or the URL-safe alphabet, padded or not.
 
 Encrypted private keys are not supported (the bridge has no place to keep a passphrase).
 Nothing here ever logs or repeats key material in an error message.
@@ -79,7 +79,10 @@ def load_public_key(pem_or_base64_der: bytes) -> RSAPublicKey:
 
 
 def _b64(data: bytes) -> bytes:
+    compact = b"".join(data.split()).rstrip(b"=")
+    if b"-" in compact or b"_" in compact:  # the URL-safe alphabet
+        compact = compact.replace(b"-", b"+").replace(b"_", b"/")
     try:
-        return base64.b64decode(b"".join(data.split()), validate=True)
+        return base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)
     except binascii.Error as exc:
         raise ValueError("not Base64") from exc

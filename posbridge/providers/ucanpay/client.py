@@ -1,9 +1,10 @@
-"""UCanPay adapter: the thin aiohttp layer over :mod:`.messages` and :mod:`.signing`.
+"""UCanPay adapter: the thin I/O layer over :mod:`.messages` and :mod:`.signing`.
 
-This is the one module that talks to aiohttp for UCanPay; its errors become posbridge errors here:
+Requests go through :class:`posbridge.providers.http.JsonPoster` (connection refused:
+``ProviderUnreachable``; timeout, reset, an HTTP 5xx: ``OutcomeUnknown``, so the engine
+queries, never resends; HTTP 4xx: ``ProviderRejected``). Of the replies:
 
-- connection refused / DNS failure (``ClientConnectorError``): ``ProviderUnreachable``;
-- timeout, reset, garbage, an HTTP 5xx: ``OutcomeUnknown`` (the engine queries, never resends);
+- garbage: ``OutcomeUnknown``;
 - an unverifiable reply: ``BadSignature`` (an ``OutcomeUnknown``);
 - ``SYSTEMERROR`` / ``BIZERR_NEED_RETRY``: the request is resent up to ``retries`` times,
   ``retry_delay_s`` apart; if it never clears, ``OutcomeUnknown``;
@@ -24,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
 import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
@@ -37,7 +38,6 @@ from posbridge import money
 from posbridge.errors import (
     OutcomeUnknown,
     ProviderRejected,
-    ProviderUnreachable,
 )
 from posbridge.providers.base import (
     Capabilities,
@@ -50,6 +50,7 @@ from posbridge.providers.base import (
     ProviderReport,
     TxnKind,
 )
+from posbridge.providers.http import JsonPoster
 from posbridge.providers.ucanpay import messages as m
 from posbridge.providers.ucanpay.deeplink import build_deeplink
 from posbridge.providers.ucanpay.signing import SigningKey, SignScheme, VerifyingKey, sign_params
@@ -112,13 +113,12 @@ class UCanPayProvider(Provider):
         self._notify_url = notify_url
         self._refund_notify_url = refund_notify_url
         self._qr_timeout_s = qr_timeout_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._retries = max(0, retries)
         self._retry_delay_s = retry_delay_s
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._created: dict[str, float] = {}
         self._log = log.bind(provider=self.name, merchant_id=merchant_id)
+        self._http = JsonPoster(title="UCanPay", timeout_s=timeout_s, log=self._log)
         self._deeplink_template = deeplink_template
         self.caps = Capabilities(
             kinds=frozenset({TxnKind.QR_SALE, TxnKind.QR_REFUND}),
@@ -268,9 +268,7 @@ class UCanPayProvider(Provider):
 
     async def aclose(self) -> None:
         """Close the HTTP session (a later call opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     # -- methods -----------------------------------------------------------------------------
 
@@ -367,32 +365,8 @@ class UCanPayProvider(Provider):
                 raise
 
     async def _post(self, method: m.Method, body: Mapping[str, object]) -> bytes:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())  # no cookies here
-        url = self._base_url + method.path
-        started = time.monotonic()
-        try:
-            async with self._session.post(url, json=body) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except aiohttp.ClientConnectorError as exc:
-            self._log.warning("unreachable", method=method.value, error=str(exc))
-            raise ProviderUnreachable(f"UCanPay is unreachable: {exc}") from exc
-        except TimeoutError as exc:
-            self._log.warning("timeout", method=method.value)
-            raise OutcomeUnknown(f"UCanPay did not answer {method.value} in time") from exc
-        except aiohttp.ClientError as exc:
-            self._log.warning("transport_error", method=method.value, error=str(exc))
-            raise OutcomeUnknown(f"UCanPay {method.value} failed in transit: {exc}") from exc
-        self._log.debug("answered", method=method.value, status=status,
-                        ms=round((time.monotonic() - started) * 1000))
-        if 400 <= status < 500:
-            raise ProviderRejected(f"UCanPay refused {method.value} with HTTP {status}",
-                                   provider_code=f"HTTP{status}")
-        if status != 200:
-            raise OutcomeUnknown(f"UCanPay answered {method.value} with HTTP {status}")
-        return raw
+        return await self._http.post(self._base_url + method.path,
+                                     json.dumps(body).encode("utf-8"), what=method.value)
 
 
 def _refund_form(url: str) -> str:
