@@ -18,10 +18,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from posbridge.errors import NotificationRejected
+from posbridge.keyfiles import generate_rsa_pem, load_private_key, load_public_key
 from posbridge.providers.base import Outcome, PaymentOrder, ProviderReport, TxnKind
 from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.sandbox.codepay_sim import CodePaySimulator
-from posbridge.keyfiles import generate_rsa_pem, load_private_key, load_public_key
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "codepay"
 APP_ID = "test-app"
