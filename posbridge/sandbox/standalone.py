@@ -3,7 +3,8 @@
 Used where the simulated gateways must outlive the daemon (crash tests kill the daemon and
 check what the gateway saw) and by the benchmarks (gateway and bridge on separate cores).
 Writes a JSON "ready file" with the URLs once listening, and serves a small read-only admin
-endpoint ``GET /stats?order_no=...`` with what the CodePay simulator received.
+endpoint: ``GET /stats?order_no=...`` with what the CodePay simulator received for one order,
+``GET /orders`` with each simulator's counters and the orders it remembers (a soak's check).
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ def _admin_app(sims: Simulators) -> web.Application:
             "batch_closes": list(sims.codepay.batch_closes),
         })
 
+    async def orders(request: web.Request) -> web.Response:
+        del request  # nothing to choose: everything the simulators remember
+        return web.json_response({
+            name: {"stats": sim.stats(), "orders": sim.recent_orders()}
+            for name, sim in (("codepay", sims.codepay), ("ucanpay", sims.ucanpay))
+        })
+
     app = web.Application()
-    app.add_routes([web.get("/stats", stats)])
+    app.add_routes([web.get("/stats", stats), web.get("/orders", orders)])
     return app
 
 
