@@ -280,3 +280,12 @@ def test_notifications_for_another_merchant_or_without_key_are_rejected(
     with pytest.raises(NotificationRejected):
         m.parse_notification(no_status, gateway_key=gateway_key.public_key(),
                              merchant_no=MERCHANT_NO)
+
+
+@pytest.mark.parametrize("number", ["1e-99999999999999999999", "1E+99999999999999999999"])
+def test_a_number_past_decimals_range_is_no_json_object(gateway_key: RSAPrivateKey,
+                                                        number: str) -> None:
+    body = f'{{"merchant_order_no":"A1","order_amount":{number},"sign":"x"}}'.encode()
+    assert m.parse_json(body) is None
+    with pytest.raises(NotificationRejected):
+        m.parse_notification(body, gateway_key=gateway_key.public_key(), merchant_no="M")

@@ -257,7 +257,8 @@ def parse_json(body: bytes) -> dict[str, object] | None:
     """A JSON object with numbers as Decimal / int, or None if ``body`` is not one."""
     try:
         value = json.loads(body.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError):
+        # ArithmeticError: a number whose exponent Decimal cannot hold (1e-99999999999999999999)
         return None
     return value if isinstance(value, dict) else None
 
