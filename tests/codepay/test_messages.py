@@ -289,3 +289,15 @@ def test_a_number_past_decimals_range_is_no_json_object(gateway_key: RSAPrivateK
     assert m.parse_json(body) is None
     with pytest.raises(NotificationRejected):
         m.parse_notification(body, gateway_key=gateway_key.public_key(), merchant_no="M")
+
+
+def test_deep_nesting_is_refused_before_the_signature_is_checked(
+        gateway_key: RSAPrivateKey) -> None:
+    # The signature check renders nested values recursively; 500 levels exhausted the stack.
+    nested = "[" * 500 + "]" * 500
+    body = f'{{"merchant_order_no":"A1","x":{nested},"sign":"{"A" * 344}"}}'.encode()
+    assert m.parse_json(body) is None
+    with pytest.raises(NotificationRejected):
+        m.parse_notification(body, gateway_key=gateway_key.public_key(), merchant_no="M")
+    shallow = f'{{"x":{"[" * 31 + "]" * 31}}}'.encode()
+    assert m.parse_json(shallow) is not None

@@ -48,6 +48,7 @@ from posbridge.errors import (
 from posbridge.money import AmountError, exponent, format_amount, parse_amount
 from posbridge.providers.base import Outcome, PaymentOrder, ProviderReport, TxnKind
 from posbridge.providers.codepay import signing
+from posbridge.providers.json_depth import too_deep
 
 __all__ = [
     "API_VERSION",
@@ -254,13 +255,14 @@ def dumps(body: Mapping[str, object]) -> str:
 
 
 def parse_json(body: bytes) -> dict[str, object] | None:
-    """A JSON object with numbers as Decimal / int, or None if ``body`` is not one."""
+    """A JSON object with numbers as Decimal / int, or None if ``body`` is not one (or nests
+    deeper than :data:`~posbridge.providers.json_depth.MAX_DEPTH`)."""
     try:
         value = json.loads(body.decode("utf-8"), parse_float=Decimal)
     except (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError):
         # ArithmeticError: a number whose exponent Decimal cannot hold (1e-99999999999999999999)
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) and not too_deep(value) else None
 
 
 def parse_response(body: bytes, *, gateway_key: RSAPublicKey | None) -> dict[str, object]:
