@@ -301,3 +301,17 @@ def test_deep_nesting_is_refused_before_the_signature_is_checked(
         m.parse_notification(body, gateway_key=gateway_key.public_key(), merchant_no="M")
     shallow = f'{{"x":{"[" * 31 + "]" * 31}}}'.encode()
     assert m.parse_json(shallow) is not None
+
+
+@pytest.mark.parametrize("amount", ["Infinity", "-Infinity", "NaN", "1e999990", "9" * 19])
+def test_an_amount_that_is_no_sum_of_money_reads_as_not_stated(
+        gateway_key: RSAPrivateKey, amount: str) -> None:
+    # A signed notification: "Infinity" raised OverflowError, "1e999990" took half a minute.
+    note = {"merchant_order_no": "A1", "trans_status": 2, "order_amount": amount,
+            "price_currency": "USD"}
+    note["sign"] = sign(note, gateway_key)
+    report = m.parse_notification(json.dumps(note).encode(),
+                                  gateway_key=gateway_key.public_key(), merchant_no="M")
+    assert report.amount is None
+    assert m.report_from_data({"trans_status": 2, "order_amount": "12.3"}, "A1",
+                              "USD").amount == 1230

@@ -129,6 +129,9 @@ class TransStatus(enum.IntEnum):
     CREATED = 9
 
 
+# Whole digits of the largest amount read from an answer (as posbridge.money parses them).
+_MAX_WHOLE_DIGITS: Final = 18
+
 _KIND_TYPE: Final = {TxnKind.SALE: TransType.SALE, TxnKind.VOID: TransType.VOID,
                      TxnKind.REFUND: TransType.REFUND}
 
@@ -474,7 +477,12 @@ def _minor(value: object, currency: str | None) -> int | None:
         pass
     # The gateway may write "12.3" for 12.30 or "100.00" for JPY 100: accept any exact form.
     try:
-        scaled = Decimal(text).scaleb(exponent(currency))
+        number = Decimal(text)
+        # Not a sum of money: infinite, or more whole digits than any amount (the int of
+        # "1e999990" would take half a minute to build).
+        if not number.is_finite() or number.adjusted() >= _MAX_WHOLE_DIGITS:
+            return None
+        scaled = number.scaleb(exponent(currency))
     except (ArithmeticError, AmountError):
         return None
     if scaled != scaled.to_integral_value() or scaled < 0:
