@@ -315,3 +315,14 @@ def test_an_amount_that_is_no_sum_of_money_reads_as_not_stated(
     assert report.amount is None
     assert m.report_from_data({"trans_status": 2, "order_amount": "12.3"}, "A1",
                               "USD").amount == 1230
+
+
+@pytest.mark.parametrize("status", ["²", "٢", "9" * 5000, " 2", "-2"])
+def test_a_status_that_is_not_ascii_digits_is_unknown(gateway_key: RSAPrivateKey,
+                                                      status: str) -> None:
+    note = {"merchant_order_no": "A1", "trans_status": status}
+    note["sign"] = sign(note, gateway_key)
+    with pytest.raises(NotificationRejected, match="unknown trans_status"):
+        m.parse_notification(json.dumps(note).encode(), gateway_key=gateway_key.public_key(),
+                             merchant_no="M")
+    assert m.report_from_data({"trans_status": "2"}, "A1", "USD").outcome is Outcome.APPROVED

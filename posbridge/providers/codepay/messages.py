@@ -129,6 +129,7 @@ class TransStatus(enum.IntEnum):
     CREATED = 9
 
 
+_STATUS_TEXT: Final = re.compile(r"[0-9]{1,4}")
 # Whole digits of the largest amount read from an answer (as posbridge.money parses them).
 _MAX_WHOLE_DIGITS: Final = 18
 
@@ -457,7 +458,10 @@ def _online(value: object) -> bool | None:
 def _status(value: object) -> TransStatus | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str):
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if _STATUS_TEXT.fullmatch(value) is None:
+            return None
         value = int(value)
     if isinstance(value, int):
         try:
