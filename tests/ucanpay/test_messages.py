@@ -388,3 +388,18 @@ def test_notification_answers() -> None:
     assert ok.status == 200 and ok.content_type.startswith("application/json")
     fail = m.notification_answer(False, "signature failure")
     assert json.loads(fail.body) == {"return_code": "FAIL", "return_msg": "signature failure"}
+
+
+@pytest.mark.parametrize("depth", [40, 5000])
+def test_deeply_nested_notifications_and_replies_are_refused(vectors: Any, depth: int) -> None:
+    # 5000 levels raised RecursionError in the decoder; the bound refuses them all before
+    # the signature check walks them.
+    nested = "[" * depth + "]" * depth
+    for body in (f'{{"code":0,"data":{{"x":{nested},"sign":"AAAA"}}}}',
+                 json.dumps({"code": 0, "data": f'{{"x":{nested},"sign":"AAAA"}}'}),
+                 nested):
+        with pytest.raises(NotificationRejected):
+            m.parse_notification(body.encode(), key=vectors.public("rsa2048"),
+                                 scheme=SignScheme.DOUBLE_HASH, merchant_id="M")
+        with pytest.raises(OutcomeUnknown):
+            open_(vectors, body.encode())
