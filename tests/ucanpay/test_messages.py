@@ -403,3 +403,15 @@ def test_deeply_nested_notifications_and_replies_are_refused(vectors: Any, depth
                                  scheme=SignScheme.DOUBLE_HASH, merchant_id="M")
         with pytest.raises(OutcomeUnknown):
             open_(vectors, body.encode())
+
+
+@pytest.mark.parametrize(("total", "read"), [("188", 188), ("9" * 18, 10**18 - 1),
+                                             ("9" * 19, None), ("1" * 5000, None)])
+def test_an_amount_text_longer_than_18_digits_reads_as_not_stated(
+        vectors: Any, total: str, read: int | None) -> None:
+    # 5000 digits: int() raised ValueError (its 4,300-digit limit) behind a good signature.
+    data = sign_params({"outTradeNo": "Q1", "tradeStatus": "SUCCESS", "totalAmt": total},
+                       vectors.private("rsa2048"))
+    report = m.parse_notification(vectors.note(data), key=vectors.public("rsa2048"),
+                                  scheme=SignScheme.DOUBLE_HASH, merchant_id="M")
+    assert report.amount == read

@@ -512,7 +512,8 @@ def _amount(data: Mapping[str, Any], name: str) -> int | None:
     value = data.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    # At most 18 digits: int() refuses texts past 4,300 digits, and no amount is that long.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     return None
 
