@@ -37,10 +37,7 @@ import itertools
 import logging
 import os
 import random
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,14 +49,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from procs import stop_all, wait_file  # bench/procs.py (the script's folder is on sys.path)
+
+# bench/procs.py (the script's folder is on sys.path)
+from procs import DaemonProc, start_simulators, stop_all, write_bridge_config
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from posbridge import aio, logs
 from posbridge.client import EcrClient, EcrError
 from posbridge.journal_audit import audit_journal
-from posbridge.sandbox.runtime import APP_ID, MERCHANT_NO, UCANPAY_MERCHANT
-from posbridge.secrets import hash_secret
 
 FINAL = frozenset({"approved", "declined", "cancelled", "expired", "failed"})
 # cents -> (weight, what the driver does) ; the simulated terminal's behaviour is the cents'.
@@ -88,94 +85,6 @@ MANAGER_TOKEN = "soak-manager-token-0123456789abcdef"
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def write_config(tmp: Path, sim: dict[str, Any], registers: int) -> Path:
-    """Fixed ports, as in a store: the notify URLs the gateways hold outlive a restart."""
-    keys = tmp / "sim" / "keys"
-    lines = [f"""
-[bridge]
-data_dir = "{tmp / 'data'}"
-ecr_listen = "127.0.0.1:{free_port()}"
-http_listen = "127.0.0.1:{free_port()}"
-public_url = ""
-max_amount = "10000.00"
-log_format = "json"
-
-[manager]
-
-[codepay]
-base_url = "{sim['codepay']}"
-app_id = "{APP_ID}"
-merchant_no = "{MERCHANT_NO}"
-private_key_file = "{keys / 'merchant_private.pem'}"
-gateway_public_key_file = "{keys / 'codepay_gateway_public.pem'}"
-expires_s = {EXPIRES_S}
-poll_interval_s = 0.5
-
-[ucanpay]
-base_url = "{sim['ucanpay']}"
-merchant_id = "{UCANPAY_MERCHANT}"
-private_key_file = "{keys / 'ucanpay_merchant_private.pem'}"
-public_key_file = "{keys / 'ucanpay_gateway_public.pem'}"
-currency = "CAD"
-qr_timeout_s = {QR_TIMEOUT_S}
-poll_interval_s = 0.5
-
-[[ecr_clients]]
-name = "backoffice"
-role = "manager"
-token_hash = "{hash_secret(MANAGER_TOKEN, log2_n=4)}"
-"""]
-    for k in range(registers):
-        lines.append(f'[[ecr_clients]]\nname = "lane-{k}"\nrole = "cashier"\n'
-                     f'token_hash = "{hash_secret(token(k), log2_n=4)}"\n'
-                     f'[[terminals]]\nsn = "SOAK{k:012d}"\nname = "lane-{k}"\n')
-    path = tmp / "bridge.toml"
-    path.write_text("\n".join(lines))
-    return path
-
-
-class DaemonProc:
-    """``posbridge serve`` as a process that can be stopped and started again."""
-
-    def __init__(self, tmp: Path, config: Path) -> None:
-        self.tmp, self.config = tmp, config
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ports: dict[str, Any] = {}
-
-    def start(self) -> None:
-        ready = self.tmp / "bridge.json"
-        ready.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "posbridge", "serve", "--config", str(self.config),
-             "--ready-file", str(ready)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.ports = wait_file(ready, self.proc)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(60)
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.ports['ecr_port']}/ecr"
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.ports['http_port']}"
 
 
 def rss_kib(pid: int) -> int:
@@ -636,14 +545,15 @@ def main() -> None:
     args.tag = f"{os.getpid()}"
     logs.configure("json", logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="posbridge-soak-"))
-    sim_proc = subprocess.Popen(
-        [sys.executable, "-m", "posbridge", "simulate", "--data-dir", str(tmp / "sim"),
-         "--ready-file", str(tmp / "sim.json"), "--approve-delay", str(args.approve_delay),
-         "--notify-interval", "0.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sim_proc, sim = start_simulators(tmp, args.approve_delay)
     daemon: DaemonProc | None = None
     try:
-        sim = wait_file(tmp / "sim.json", sim_proc)
-        daemon = DaemonProc(tmp, write_config(tmp, sim, args.registers))
+        clients = [("backoffice", "manager", MANAGER_TOKEN)] + [
+            (f"lane-{k}", "cashier", token(k)) for k in range(args.registers)]
+        terminals = [(f"SOAK{k:012d}", f"lane-{k}") for k in range(args.registers)]
+        daemon = DaemonProc(tmp, write_bridge_config(
+            tmp, sim, clients=clients, terminals=terminals, expires_s=EXPIRES_S,
+            qr_timeout_s=QR_TIMEOUT_S))
         daemon.start()
         print(f"soak: {args.minutes:g} min at {args.rate:g}/s; {os.cpu_count()} CPUs; load "
               f"average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}; scratch "

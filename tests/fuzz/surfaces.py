@@ -93,43 +93,53 @@ class Surface:
 
 def _order_no(rng: random.Random, alnum: bool = False) -> str:
     chars = "ABCXYZ0123456789" if alnum else "ABCXYZ0123456789_-|*@"
-    return "".join(rng.choice(chars) for _ in range(rng.randint(1, 32)))
+    return "".join(rng.choices(chars, k=rng.randint(1, 32)))
 
 
 def _amount(rng: random.Random) -> str:
     return f"{rng.randint(0, 9999)}.{rng.randint(0, 99):02d}"
 
 
+def _terminal(rng: random.Random) -> str:
+    return rng.choice(("lane-1", "lane-2", "SANDBOX0000000001"))
+
+
+# Plausible (mostly valid) params of each method.
+_PARAMS: Final[dict[str, Callable[[random.Random], dict[str, Any]]]] = {
+    "auth": lambda rng: {"token": random_text(rng, 43) or "t"},
+    "ping": lambda rng: {},
+    "sale": lambda rng: {"terminal": _terminal(rng), "order_no": _order_no(rng),
+                         "amount": _amount(rng),
+                         "currency": rng.choice(("USD", "CAD", "JPY", "KWD")), "tip": "0.50",
+                         "description": "Table 4", "wait": False, "timeout_s": 5},
+    "void": lambda rng: {"order_no": _order_no(rng), "orig_order_no": _order_no(rng),
+                         "manager_pin": "0000", "wait": False},
+    "refund": lambda rng: {"order_no": _order_no(rng), "orig_order_no": _order_no(rng),
+                           "amount": _amount(rng), "description": "cold", "wait": False},
+    "qr_sale": lambda rng: {"order_no": _order_no(rng, alnum=True), "amount": _amount(rng),
+                            "currency": "CAD", "subject": "Latte", "body": "oat",
+                            "display": "lane-1", "print": False, "wait": False,
+                            "terminal": _terminal(rng)},
+    "cancel": lambda rng: {"order_no": _order_no(rng)},
+    "status": lambda rng: {"order_no": _order_no(rng), "refresh": rng.random() < 0.5},
+    "transactions.list": lambda rng: {"terminal": _terminal(rng), "state": "approved",
+                                      "since": "2024-05-01T00:00:00Z", "limit": 5,
+                                      "cursor": "abc"},
+    "terminals.list": lambda rng: {},
+    "batch.status": lambda rng: {"terminal": _terminal(rng)},
+    "batch.close": lambda rng: {"terminal": _terminal(rng), "manager_pin": "0000"},
+    "events.replay": lambda rng: {"since_seq": rng.randint(0, 10)},
+}
+_METHODS: Final = sorted(proto.METHODS)
+
+
 def ecr_params_sample(method: str, rng: random.Random) -> dict[str, Any]:
-    """Plausible (mostly valid) ``params`` of ``method``."""
-    term = rng.choice(("lane-1", "lane-2", "SANDBOX0000000001"))
-    one = {
-        "auth": {"token": random_text(rng, 43) or "t"},
-        "ping": {},
-        "sale": {"terminal": term, "order_no": _order_no(rng), "amount": _amount(rng),
-                 "currency": rng.choice(("USD", "CAD", "JPY", "KWD")), "tip": "0.50",
-                 "description": "Table 4", "wait": False, "timeout_s": 5},
-        "void": {"order_no": _order_no(rng), "orig_order_no": _order_no(rng),
-                 "manager_pin": "0000", "wait": False},
-        "refund": {"order_no": _order_no(rng), "orig_order_no": _order_no(rng),
-                   "amount": _amount(rng), "description": "cold", "wait": False},
-        "qr_sale": {"order_no": _order_no(rng, alnum=True), "amount": _amount(rng),
-                    "currency": "CAD", "subject": "Latte", "body": "oat", "display": "lane-1",
-                    "print": False, "wait": False, "terminal": term},
-        "cancel": {"order_no": _order_no(rng)},
-        "status": {"order_no": _order_no(rng), "refresh": rng.random() < 0.5},
-        "transactions.list": {"terminal": term, "state": "approved",
-                              "since": "2024-05-01T00:00:00Z", "limit": 5, "cursor": "abc"},
-        "terminals.list": {},
-        "batch.status": {"terminal": term},
-        "batch.close": {"terminal": term, "manager_pin": "0000"},
-        "events.replay": {"since_seq": rng.randint(0, 10)},
-    }[method]
-    return {k: v for k, v in one.items() if rng.random() < 0.9}
+    """Plausible (mostly valid) ``params`` of ``method``, now and then one left out."""
+    return {k: v for k, v in _PARAMS[method](rng).items() if rng.random() < 0.9}
 
 
 def ecr_frame_sample(rng: random.Random) -> dict[str, Any]:
-    method = rng.choice(sorted(proto.METHODS))
+    method = rng.choice(_METHODS)
     frame: dict[str, Any] = {"jsonrpc": "2.0", "method": method,
                              "params": ecr_params_sample(method, rng)}
     if rng.random() < 0.95:
