@@ -114,42 +114,32 @@ def run(surface: Surface, rng: random.Random) -> None:
         raise AssertionError(f"{surface.name}: {exc}") from exc
 
 
-@fuzz_settings(200)
-@given(st.randoms(use_true_random=False))
-def test_mutated_ecr_frames(rng: random.Random) -> None:
-    run(ECR_FRAMES, rng)
+def fuzz_surface(surface: Surface, examples: int) -> None:
+    """``examples`` mutated samples of ``surface``, driven (and shrunk) by hypothesis."""
+
+    @fuzz_settings(examples)
+    @given(st.randoms(use_true_random=False))
+    def fuzz(rng: random.Random) -> None:
+        run(surface, rng)
+
+    fuzz()
+
+
+def test_mutated_ecr_frames() -> None:
+    fuzz_surface(ECR_FRAMES, 200)
 
 
 @pytest.mark.parametrize("index", range(4), ids=["codepay-notifications", "codepay-answers",
                                                   "ucanpay-notifications", "ucanpay-replies"])
 def test_mutated_provider_messages(gateway_keys: GatewayKeys, index: int) -> None:
-    surface = provider_surfaces(gateway_keys)[index]
-
-    @fuzz_settings(100)
-    @given(st.randoms(use_true_random=False))
-    def fuzz(rng: random.Random) -> None:
-        run(surface, rng)
-
-    fuzz()
+    fuzz_surface(provider_surfaces(gateway_keys)[index], 100)
 
 
 @pytest.mark.parametrize("index", range(2), ids=["parse_config", "load_config"])
 def test_mutated_configuration(folder: Path, index: int) -> None:
-    surface = config_surfaces(folder)[index]
-
-    @fuzz_settings(150)
-    @given(st.randoms(use_true_random=False))
-    def fuzz(rng: random.Random) -> None:
-        run(surface, rng)
-
-    fuzz()
+    fuzz_surface(config_surfaces(folder)[index], 150)
 
 
 @pytest.mark.parametrize("surface", HARDWARE, ids=[s.name for s in HARDWARE])
 def test_mutated_slips_frames_and_status_bytes(surface: Surface) -> None:
-    @fuzz_settings(100)
-    @given(st.randoms(use_true_random=False))
-    def fuzz(rng: random.Random) -> None:
-        run(surface, rng)
-
-    fuzz()
+    fuzz_surface(surface, 100)
