@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from posbridge.journal_audit import audit_journal
-from posbridge.sandbox.runtime import MERCHANT_NO, UCANPAY_MERCHANT
+from posbridge.sandbox.runtime import MERCHANT_NO, UCANPAY_MERCHANT, SandboxKeys
 
 from ..e2e.conftest import PIN, TOKEN, Bridge
 from .surfaces import ECR_FRAMES, GatewayKeys, provider_surfaces
@@ -35,7 +35,8 @@ async def internal_errors(bridge: Bridge) -> float:
                and sample.labels.get("outcome") == "internal_error")
 
 
-async def test_fuzzed_input_on_every_surface_is_refused_clearly(bridge: Bridge) -> None:
+async def test_fuzzed_input_on_every_surface_is_refused_clearly(bridge: Bridge,
+                                                               keys: SandboxKeys) -> None:
     rng = random.Random(20261202)
     async with await bridge.register() as ecr:
         done = [await ecr.call("sale", {**SALE, "order_no": f"FZ{i}", "amount": amount})
@@ -43,9 +44,10 @@ async def test_fuzzed_input_on_every_surface_is_refused_clearly(bridge: Bridge) 
         await ecr.call("qr_sale", {"order_no": "FZQ1", "amount": "3.00", "currency": "CAD",
                                    "subject": "Tea", "wait": False})
     order_nos = [t["order_no"] for t in done] + ["FZQ1"]
-    keys = GatewayKeys(bridge.sims.codepay._gateway_key, bridge.sims.ucanpay._private_key)
+    gateways = GatewayKeys(keys.private_key("codepay_gateway"),
+                           keys.private_key("ucanpay_gateway"))
     codepay_notes, _, ucanpay_notes, _ = provider_surfaces(
-        keys, merchant_no=MERCHANT_NO, ucanpay_merchant=UCANPAY_MERCHANT, order_nos=order_nos)
+        gateways, merchant_no=MERCHANT_NO, ucanpay_merchant=UCANPAY_MERCHANT, order_nos=order_nos)
 
     findings = [
         await fuzz_ecr(bridge.url, TOKEN, ECR_FRAMES, rng, 120),
