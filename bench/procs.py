@@ -52,10 +52,12 @@ def free_port() -> int:
 
 def write_bridge_config(tmp: Path, sim: dict[str, Any], *, clients: list[tuple[str, str, str]],
                         terminals: list[tuple[str, str]], pin: str | None = None,
-                        expires_s: int = 60, qr_timeout_s: int = 60) -> Path:
+                        expires_s: int = 60, qr_timeout_s: int = 60,
+                        poll_interval_s: float = 2.0) -> Path:
     """``tmp/bridge.toml``: both providers at the simulators of ``sim`` (keys from
     ``tmp/sim/keys``), ``clients`` as (name, role, token), ``terminals`` as (sn, name), fixed
-    ports (the notify URLs the gateways hold outlive a restart). Secrets are hashed with a
+    ports (the notify URLs the gateways hold outlive a restart), the product's default poll
+    interval unless told otherwise. Secrets are hashed with a
     cheap scrypt cost, so hundreds of registers configure in a second."""
     keys = tmp / "sim" / "keys"
     pin_line = f'pin_hash = "{hash_secret(pin, log2_n=4)}"' if pin else ""
@@ -78,7 +80,7 @@ merchant_no = "{MERCHANT_NO}"
 private_key_file = "{keys / 'merchant_private.pem'}"
 gateway_public_key_file = "{keys / 'codepay_gateway_public.pem'}"
 expires_s = {expires_s}
-poll_interval_s = 0.5
+poll_interval_s = {poll_interval_s}
 
 [ucanpay]
 base_url = "{sim['ucanpay']}"
@@ -87,7 +89,7 @@ private_key_file = "{keys / 'ucanpay_merchant_private.pem'}"
 public_key_file = "{keys / 'ucanpay_gateway_public.pem'}"
 currency = "CAD"
 qr_timeout_s = {qr_timeout_s}
-poll_interval_s = 0.5
+poll_interval_s = {poll_interval_s}
 """]
     for name, role, token in clients:
         lines.append(f'[[ecr_clients]]\nname = "{name}"\nrole = "{role}"\n'
@@ -99,12 +101,15 @@ poll_interval_s = 0.5
     return path
 
 
-def start_simulators(tmp: Path, approve_delay: float) -> tuple[subprocess.Popen[bytes], Any]:
+def start_simulators(tmp: Path, approve_delay: float, *, notify_interval: float = 0.2,
+                     notify_retry: str | None = None) -> tuple[subprocess.Popen[bytes], Any]:
     """``posbridge simulate`` (keys in ``tmp/sim``) and its ready file's content."""
+    retry = ["--notify-retry", notify_retry] if notify_retry else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "posbridge", "simulate", "--data-dir", str(tmp / "sim"),
          "--ready-file", str(tmp / "sim.json"), "--approve-delay", str(approve_delay),
-         "--notify-interval", "0.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--notify-interval", str(notify_interval), *retry],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, wait_file(tmp / "sim.json", proc)
 
 

@@ -29,8 +29,20 @@ def register_commands(sub: Any) -> None:
     p.add_argument("--ready-file", type=Path, required=True,
                    help="written (JSON: codepay, ucanpay, admin URLs) once listening")
     p.add_argument("--approve-delay", type=float, default=0.05)
-    p.add_argument("--notify-interval", type=float, default=0.2)
+    p.add_argument("--notify-interval", type=float, default=0.2,
+                   help="UCanPay: seconds between notification attempts")
+    p.add_argument("--notify-retry", type=_seconds_list, default=None,
+                   help="CodePay: pauses between notification attempts, e.g. 0.5,1,2,5 "
+                        "(default: the simulator's)")
     p.set_defaults(func=_run)
+
+
+def _seconds_list(text: str) -> tuple[float, ...]:
+    """``0.5,1,2`` as seconds; argparse reports a ValueError as a usage error."""
+    values = tuple(float(part) for part in text.split(","))
+    if not values or any(not 0 <= v <= 3600 for v in values):
+        raise ValueError(text)
+    return values
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -66,6 +78,8 @@ async def _main(args: argparse.Namespace) -> int:
     keys = await asyncio.to_thread(ensure_keys, args.data_dir)
     sims = await start_simulators(keys, approve_delay_s=args.approve_delay,
                                   notify_interval_s=args.notify_interval)
+    if args.notify_retry is not None:
+        sims.codepay.notify_retry_s = args.notify_retry
     runner = web.AppRunner(_admin_app(sims), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
