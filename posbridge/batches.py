@@ -128,10 +128,11 @@ class Batches:
 
     async def close(self, terminal: str, *, identity: str = "manager") -> dict[str, object]:
         term = self.engine.terminal(terminal)
-        self._closer(term.sn)
+        closer = self._closer(term.sn)
         lock = self._locks.setdefault(term.sn, asyncio.Lock())
         async with lock:
-            batch = await self.journal.run(lambda tx: _begin_close(tx, term.sn, now_ms()))
+            batch = await self.journal.run(
+                lambda tx: _begin_close(tx, term.sn, now_ms(), closer.name))
             failpoint("batch_close", "begun")
             return await self._finish(batch)
 
@@ -241,11 +242,21 @@ def _ensure_open(sn: str) -> Callable[[JournalTx], BatchRecord]:
     return lambda tx: tx.ensure_open_batch(sn, now_ms())
 
 
-def _begin_close(tx: JournalTx, sn: str, at: int) -> BatchRecord:
-    """Step 1: freeze the open batch (or pick up an interrupted close) and open the next."""
+def _begin_close(tx: JournalTx, sn: str, at: int, provider: str) -> BatchRecord:
+    """Step 1: freeze the open batch (or pick up an interrupted close) and open the next.
+
+    Refused (1010) while a payment of the terminal's provider is still in flight on it (a
+    sale, a completion, a tip adjustment...): its result belongs in this batch, at the
+    provider as in the bridge."""
     for batch in tx.batches(sn, limit=5):
         if batch.state is BatchState.CLOSING:
             return batch
+    live = tx.live_on(sn, provider)
+    if live:
+        names = ", ".join(r.order_no for r in live[:5]) + (" ..." if len(live) > 5 else "")
+        raise RequestError(1010, "not_allowed",
+                           f"{len(live)} payment(s) still in flight on this terminal ({names}):"
+                           " close the batch once they have ended", field="terminal")
     batch = tx.ensure_open_batch(sn, at)
     closing = dataclasses.replace(batch, state=BatchState.CLOSING)
     tx.put_batch(closing)

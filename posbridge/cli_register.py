@@ -1,5 +1,5 @@
 """Command-line register and manager client: ``posbridge sale|void|refund|qr-sale|crypto-sale|
-cancel|status``,
+preauth|preauth-cancel|completion|tip-adjust|checkout-qr|cancel|status``,
 ``posbridge batch status|close``, ``posbridge transactions``, ``posbridge health``.
 
 Each command connects to a running daemon over the ECR protocol (exactly what a register does),
@@ -57,9 +57,58 @@ def register_commands(sub: Any) -> None:
     p.add_argument("--amount", required=True, help='decimal string, e.g. "12.34"')
     p.add_argument("--currency", required=True)
     p.add_argument("--tip")
+    p.add_argument("--cashback", help="cash to hand out, charged with the sale")
+    p.add_argument("--on-screen-tip", action="store_true",
+                   help="the customer enters the tip on the terminal")
     p.add_argument("--description")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=_run(_sale))
+
+    p = sub.add_parser("preauth", help="pre-authorise (hold) an amount on a card")
+    add_connection_options(p)
+    p.add_argument("--terminal", required=True)
+    p.add_argument("--order-no", required=True)
+    p.add_argument("--amount", required=True)
+    p.add_argument("--currency", required=True)
+    p.add_argument("--on-screen-tip", action="store_true")
+    p.add_argument("--description")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=_run(_preauth))
+
+    p = sub.add_parser("preauth-cancel", help="release a pre-authorisation (manager)")
+    add_connection_options(p)
+    _pin_option(p)
+    p.add_argument("--order-no", required=True)
+    p.add_argument("--orig-order-no", required=True)
+    p.set_defaults(func=_run(_preauth_cancel))
+
+    p = sub.add_parser("completion", help="capture a pre-authorisation for the final amount")
+    add_connection_options(p)
+    p.add_argument("--order-no", required=True)
+    p.add_argument("--orig-order-no", required=True)
+    p.add_argument("--amount", required=True)
+    p.add_argument("--tip")
+    p.set_defaults(func=_run(_completion))
+
+    p = sub.add_parser("tip-adjust", help="set a new total tip on a sale (manager)")
+    add_connection_options(p)
+    _pin_option(p)
+    p.add_argument("--order-no", required=True)
+    p.add_argument("--orig-order-no", required=True)
+    p.add_argument("--tip", required=True, help="the new total tip")
+    p.set_defaults(func=_run(_tip_adjust))
+
+    p = sub.add_parser("checkout-qr", help="pay-by-link: a QR of the card provider's page")
+    add_connection_options(p)
+    p.add_argument("--order-no", required=True)
+    p.add_argument("--amount", required=True)
+    p.add_argument("--currency", required=True)
+    p.add_argument("--subject")
+    p.add_argument("--display")
+    p.add_argument("--terminal", help="the lane whose batch the sale counts in")
+    p.add_argument("--print", dest="print_slip", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=_run(_checkout_qr))
 
     p = sub.add_parser("qr-sale", help="wallet QR sale")
     add_connection_options(p)
@@ -103,6 +152,8 @@ def register_commands(sub: Any) -> None:
     p.add_argument("--orig-order-no", required=True)
     p.add_argument("--amount", required=True)
     p.add_argument("--description")
+    p.add_argument("--no-card", action="store_true",
+                   help="refund to the original card without the terminal")
     p.set_defaults(func=_run(_refund))
 
     p = sub.add_parser("cancel", help="cancel a payment in flight")
@@ -227,8 +278,40 @@ def _pin(args: argparse.Namespace) -> dict[str, Any]:
 async def _sale(ecr: EcrClient, args: argparse.Namespace) -> Any:
     params = {"terminal": args.terminal, "order_no": args.order_no, "amount": args.amount,
               "currency": args.currency, "wait": not args.no_wait,
-              **_opt(args, tip="tip", description="description")}
+              **_opt(args, tip="tip", description="description", cashback="cashback"),
+              **({"on_screen_tip": True} if args.on_screen_tip else {})}
     return await ecr.call("sale", params, timeout=args.timeout + 5)
+
+
+async def _preauth(ecr: EcrClient, args: argparse.Namespace) -> Any:
+    params = {"terminal": args.terminal, "order_no": args.order_no, "amount": args.amount,
+              "currency": args.currency, "wait": not args.no_wait,
+              "on_screen_tip": args.on_screen_tip, **_opt(args, description="description")}
+    return await ecr.call("preauth", params, timeout=args.timeout + 5)
+
+
+async def _preauth_cancel(ecr: EcrClient, args: argparse.Namespace) -> Any:
+    params = {"order_no": args.order_no, "orig_order_no": args.orig_order_no, **_pin(args)}
+    return await ecr.call("preauth.cancel", params, timeout=args.timeout + 5)
+
+
+async def _completion(ecr: EcrClient, args: argparse.Namespace) -> Any:
+    params = {"order_no": args.order_no, "orig_order_no": args.orig_order_no,
+              "amount": args.amount, **_opt(args, tip="tip")}
+    return await ecr.call("completion", params, timeout=args.timeout + 5)
+
+
+async def _tip_adjust(ecr: EcrClient, args: argparse.Namespace) -> Any:
+    params = {"order_no": args.order_no, "orig_order_no": args.orig_order_no,
+              "tip": args.tip, **_pin(args)}
+    return await ecr.call("tip.adjust", params, timeout=args.timeout + 5)
+
+
+async def _checkout_qr(ecr: EcrClient, args: argparse.Namespace) -> Any:
+    params = {"order_no": args.order_no, "amount": args.amount, "currency": args.currency,
+              "print": args.print_slip, "wait": not args.no_wait,
+              **_opt(args, subject="subject", display="display", terminal="terminal")}
+    return await ecr.call("checkout_qr", params, timeout=args.timeout + 5)
 
 
 async def _qr_sale(ecr: EcrClient, args: argparse.Namespace) -> Any:
@@ -254,7 +337,8 @@ async def _void(ecr: EcrClient, args: argparse.Namespace) -> Any:
 
 async def _refund(ecr: EcrClient, args: argparse.Namespace) -> Any:
     params = {"order_no": args.order_no, "orig_order_no": args.orig_order_no,
-              "amount": args.amount, **_opt(args, description="description"), **_pin(args)}
+              "amount": args.amount, **_opt(args, description="description"), **_pin(args),
+              **({"card_present": False} if args.no_card else {})}
     return await ecr.call("refund", params, timeout=args.timeout + 5)
 
 

@@ -33,7 +33,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
@@ -48,7 +48,7 @@ from posbridge.errors import (
 from posbridge.failpoints import failpoint
 from posbridge.journal import Journal, JournalTx, now_ms
 from posbridge.lifecycle import Facts, Signal, State, Transition, signal_for, transition
-from posbridge.money import AmountError, parse_amount
+from posbridge.money import AmountError, format_amount, parse_amount
 from posbridge.operations import OPERATIONS, AmountRule, Operation, row_for
 from posbridge.providers.base import (
     Outcome,
@@ -126,6 +126,10 @@ class PaymentRequest:
     display: str | None = None
     print_slip: bool = False
     extra: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    cashback: int = 0
+    tip_text: str | None = None  # a tip in the original's currency (completion, tip.adjust)
+    on_screen_tip: bool = False  # the customer enters the tip on the terminal
+    card_present: bool = True  # a refund at the terminal; False: to the card, without it
 
 
 class Engine:
@@ -201,16 +205,18 @@ class Engine:
             raise self._no_row(req.method, orig)
         provider = self._provider_for(op, req, orig)
         currency, exp = self._currency(provider, req, orig)
-        amount = self._amount(op, req, orig, currency, exp)
-        fields: dict[str, Any] = {"terminal_sn": self._lane(identity, op, req, orig)}
+        amount = self._amount(op, req, orig, currency, exp, provider)
+        fields: dict[str, Any] = {"terminal_sn": self._lane(identity, op, req, orig),
+                                  "extra": {**req.extra, **_flags(req)}}
         if op.is_new_payment:
             fields.update(tip=req.tip, description=req.description, subject=req.subject,
                           body=req.body, display=req.display, print_slip=req.print_slip,
-                          extra=dict(req.extra), exponent=exp if provider.caps.coins else None)
+                          cashback=req.cashback,
+                          exponent=exp if provider.caps.coins else None)
         else:
             assert orig is not None
             fields.update(orig_order_no=orig.order_no, description=req.description,
-                          exponent=orig.exponent)
+                          exponent=orig.exponent, tip=self._tip(req, orig))
         rec = self._new(identity, op, provider, req.order_no, amount, currency, fields)
         provider.check(self._order_of(rec, orig))
         return await self._start(rec, op)
@@ -272,21 +278,35 @@ class Engine:
         return req.currency, accepted[req.currency] if accepted is not None else None
 
     def _amount(self, op: Operation, req: PaymentRequest, orig: TxnRecord | None,
-                currency: str, exp: int | None) -> int:
+                currency: str, exp: int | None, provider: Provider) -> int:
         if op.amount is AmountRule.WHOLE_ORIGINAL:
-            assert orig is not None
-            return orig.amount + orig.tip
+            assert orig is not None  # the guard adds what the journal knows (tip changes)
+            return orig.amount + orig.tip + orig.cashback
+        if op.amount is AmountRule.TIP_DIFFERENCE:
+            return 0  # worked out by the guard from the original's tip now
         if req.amount is not None:
-            return req.amount
-        try:
-            amount = parse_amount(req.amount_text, currency, exp)
-        except AmountError as exc:
-            raise RequestError(-32602, "invalid_params", f"amount: {exc}",
-                               field="amount") from exc
-        if amount <= 0:
-            raise RequestError(-32602, "invalid_params", "amount must be positive",
-                               field="amount")
+            amount = req.amount
+        else:
+            amount = _decimal(req.amount_text, currency, exp, "amount")
+            if amount <= 0:
+                raise RequestError(-32602, "invalid_params", "amount must be positive",
+                                   field="amount")
+        if op.amount is AmountRule.UP_TO_AUTHORISED:
+            assert orig is not None
+            percent = provider.caps.completion_max_percent
+            limit = orig.amount * percent // 100
+            if amount > limit:
+                raise RequestError(
+                    1006, "amount_exceeds_refundable",
+                    f"at most {format_amount(limit, currency, exp)} {currency} can be "
+                    f"completed ({percent} % of the authorised amount)", field="amount")
         return amount
+
+    def _tip(self, req: PaymentRequest, orig: TxnRecord) -> int:
+        """A tip given in the original's currency (completion, tip.adjust); 0 when none."""
+        if req.tip_text is None:
+            return 0
+        return _decimal(req.tip_text, orig.currency, orig.exponent, "tip")
 
     def _lane(self, identity: str, op: Operation, req: PaymentRequest,
               orig: TxnRecord | None) -> str | None:
@@ -315,8 +335,10 @@ class Engine:
     def _new(self, identity: str, op: Operation, provider: Provider, order_no: str,
              amount: int, currency: str, fields: dict[str, Any]) -> TxnRecord:
         now = self._clock()
-        defining = {"kind": op.kind.value, "amount": amount, "currency": currency,
-                    **{name: fields.get(name) for name in op.defines}}
+        defining = {"kind": op.kind.value, "currency": currency,
+                    **({"amount": amount} if op.amount_defines else {}),
+                    **{name: fields.get(name) for name in op.defines},
+                    **{name: fields[name] for name in op.defines_if_set if fields.get(name)}}
         fingerprint = json.dumps(defining, sort_keys=True, separators=(",", ":"))
         return TxnRecord(order_no=order_no, kind=op.kind, provider=provider.name,
                          identity=identity, amount=amount, currency=currency,
@@ -337,22 +359,24 @@ class Engine:
                         f"order_no {rec.order_no!r} was already used with other parameters",
                         field="order_no")
                 return existing, False
+            stored = rec
             if op.guard is not None:
                 orig = tx.get(rec.orig_order_no) if rec.orig_order_no is not None else None
-                op.guard(tx, rec, orig)
-            tx.insert(rec)
-            tx.emit(rec.identity, "transaction.updated", _updated(rec))
-            return rec, True
+                stored = op.guard(tx, rec, orig) or rec
+            tx.insert(stored)
+            tx.emit(stored.identity, "transaction.updated", _updated(stored))
+            return stored, True
 
         committing = self.journal.submit(unit)
         # Sign the create while the writer commits the intent; it is sent only once the
-        # intent is durable (by the runner), and dropped if this order_no was known.
+        # intent is durable (by the runner), and dropped if this order_no was known (or a
+        # guard changed the record: then the runner signs what was stored).
         prepared = self._prepare(rec)
         stored, created = await committing
         if created:
             log.info("txn_recorded", order_no=stored.order_no, kind=stored.kind.value,
                      provider=stored.provider)
-            if prepared is not None:
+            if prepared is not None and stored == rec:
                 self._prepared[stored.order_no] = prepared
             self._track(stored)
             self._notify(stored, None)
@@ -450,6 +474,13 @@ class Engine:
     async def query_now(self, order_no: str) -> TxnRecord:
         """Ask the provider at once (manager's "query now"); also for final transactions."""
         return await self.status(order_no, refresh=True)
+
+    async def open_holds(self) -> list[TxnRecord]:
+        """Approved pre-authorisations neither completed nor cancelled (oldest first)."""
+        ends = [op.kind.value for op in OPERATIONS.values()
+                if op.originals == {TxnKind.PREAUTH}]
+        return await self.journal.read(
+            lambda r: r.approved_without(TxnKind.PREAUTH.value, ends))
 
     async def probe(self, provider: str) -> ProviderHealth:
         """Ask ``provider`` where an order that does not exist stands: proves the network,
@@ -755,8 +786,12 @@ class Engine:
             orig_amount=(orig.amount + orig.tip) if orig else None,
             orig_kind=orig.kind if orig else None,
             expires_s=max(1, (rec.expires_at - rec.created_at) // 1000),
-            provider_ref=rec.provider_ref, exponent=rec.exponent, extra=rec.extra,
-            created_at_ms=rec.created_at)
+            provider_ref=rec.provider_ref, exponent=rec.exponent,
+            extra={k: v for k, v in rec.extra.items() if k not in _FLAGS},
+            created_at_ms=rec.created_at, cashback=rec.cashback,
+            on_screen_tip=rec.extra.get("on_screen_tip") == "true",
+            card_present=rec.extra.get("card_present") != "false",
+            orig_tip=orig.tip if orig else None)
 
     def _terminal_seen(self, sn: str, online: bool) -> None:
         if self.terminal_online.get(sn) is online:
@@ -796,6 +831,9 @@ class Engine:
                 changes.setdefault(name, value)
         if report.qr_text and not current.qr_deeplink:
             changes["qr_deeplink"] = report.qr_text
+        if (signal is Signal.APPROVED and report.tip is not None
+                and current.extra.get("on_screen_tip") == "true"):
+            changes["tip"] = report.tip  # the final tip, entered on the terminal
         if report.provider_code and signal in (Signal.DECLINED, Signal.REJECTED):
             changes.setdefault("provider_code", report.provider_code)
             changes.setdefault("error_code", "declined")
@@ -829,12 +867,17 @@ class Engine:
                 batch = tx.ensure_open_batch(new.terminal_sn, now)
                 new = dataclasses.replace(new, batch_no=batch.batch_no)
             tx.update(new, old=cur)
-            if step.new is State.APPROVED and new.orig_order_no is not None:
+            effect = OPERATIONS[new.kind].on_original
+            if step.new is State.APPROVED and new.orig_order_no is not None and effect:
                 orig = tx.get(new.orig_order_no)
-                if orig is not None:
+                if orig is not None and effect == "refunded":
                     tx.update(dataclasses.replace(
-                        orig, refunded_amount=orig.refunded_amount + new.amount, updated_at=now),
-                        old=orig)
+                        orig, refunded_amount=orig.refunded_amount + new.amount,
+                        updated_at=now), old=orig)
+                elif orig is not None:
+                    tx.update(dataclasses.replace(
+                        orig, completed_amount=orig.completed_amount + new.amount,
+                        updated_at=now), old=orig)
             tx.emit(new.identity, "transaction.updated", _updated(new))
             return new, step
 
@@ -915,6 +958,27 @@ class Engine:
     @property
     def live_count(self) -> int:
         return len(self._live)
+
+
+#: Protocol flags kept in a record's ``extra`` (only when not their default).
+_FLAGS: Final = ("on_screen_tip", "card_present")
+
+
+def _flags(req: PaymentRequest) -> dict[str, str]:
+    flags = {}
+    if req.on_screen_tip:
+        flags["on_screen_tip"] = "true"
+    if not req.card_present:
+        flags["card_present"] = "false"
+    return flags
+
+
+def _decimal(text: str | None, currency: str, exp: int | None, name: str) -> int:
+    """A register's decimal string in ``currency`` (minor units), else -32602 naming it."""
+    try:
+        return parse_amount(text, currency, exp)
+    except AmountError as exc:
+        raise RequestError(-32602, "invalid_params", f"{name}: {exc}", field=name) from exc
 
 
 def _accepts(provider: Provider, currency: str) -> bool:

@@ -153,8 +153,6 @@ SCHEMA_VERSION = max(MIGRATIONS)
 _TXN_COLUMNS = tuple(f.name for f in fields(TxnRecord))
 _BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
 _BOOL_COLUMNS = frozenset({"print_slip", "cancel_requested", "close_sent"})
-# States after which an order no longer holds money against its original.
-_RELEASED = (State.DECLINED, State.CANCELLED, State.EXPIRED, State.FAILED)
 
 
 def now_ms() -> int:
@@ -214,16 +212,6 @@ class Reads:
         ).fetchall()
         return [_txn_from_row(r) for r in rows]
 
-    def held_against(self, orig_order_no: str) -> int:
-        """Amount of voids/refunds of an original that are approved or may still be."""
-        released = ",".join("?" * len(_RELEASED))
-        row = self.conn.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM transactions"  # noqa: S608 (placeholders only)
-            f" WHERE orig_order_no = ? AND state NOT IN ({released})",
-            (orig_order_no, *_RELEASED),
-        ).fetchone()
-        return int(row[0])
-
     def open_batch(self, terminal_sn: str) -> BatchRecord | None:
         row = self.conn.execute(
             _SELECT_BATCH + " WHERE terminal_sn = ? AND state = 'open'", (terminal_sn,)
@@ -249,19 +237,43 @@ class Reads:
 
     def batch_rows(
         self, terminal_sn: str, batch_no: int, provider: str | None = None
-    ) -> list[tuple[str, int | None, str, int, int, int]]:
-        """``(currency, exponent, kind, count, sum amount, sum tip)`` of the approved
-        transactions of one batch (of one provider), by currency and kind; see
+    ) -> list[tuple[str, int | None, str, int, int, int, int]]:
+        """``(currency, exponent, kind, count, sum amount, sum tip, sum cashback)`` of the
+        approved transactions of one batch (of one provider), by currency and kind; see
         :func:`posbridge.operations.fold_totals`."""
-        sql = ("SELECT currency, MAX(exponent), kind, COUNT(*), SUM(amount), SUM(tip)"
-               " FROM transactions"
+        sql = ("SELECT currency, MAX(exponent), kind, COUNT(*), SUM(amount), SUM(tip),"
+               " SUM(cashback) FROM transactions"
                " WHERE terminal_sn = ? AND batch_no = ? AND state = 'approved'")
         args: tuple[object, ...] = (terminal_sn, batch_no)
         if provider is not None:
             sql += " AND provider = ?"
             args += (provider,)
         rows = self.conn.execute(sql + " GROUP BY currency, kind", args).fetchall()
-        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    def approved_without(self, kind: str, child_kinds: Sequence[str],
+                         limit: int = 200) -> list[TxnRecord]:
+        """Approved transactions of ``kind`` with no operation of ``child_kinds`` approved or
+        still possible (e.g. the pre-authorisations neither completed nor cancelled)."""
+        live = (State.APPROVED, *ACTIVE_STATES)
+        kinds, states = ",".join("?" * len(child_kinds)), ",".join("?" * len(live))
+        # S608 silenced: only "?" placeholders are formatted in; every value is bound
+        where = (" AS t WHERE t.kind = ? AND t.state = 'approved' AND NOT EXISTS (SELECT 1 FROM"  # noqa: S608
+                 " transactions AS c WHERE c.orig_order_no = t.order_no"
+                 f" AND c.kind IN ({kinds}) AND c.state IN ({states}))"
+                 " ORDER BY t.updated_at LIMIT ?")
+        rows = self.conn.execute(_SELECT_TXN + where,
+                                 (kind, *child_kinds, *live, limit)).fetchall()
+        return [_txn_from_row(r) for r in rows]
+
+    def live_on(self, terminal_sn: str, provider: str) -> list[TxnRecord]:
+        """The transactions of ``provider`` on a terminal that are not final yet."""
+        states = ",".join("?" * len(ACTIVE_STATES))
+        rows = self.conn.execute(
+            _SELECT_TXN + f" WHERE state IN ({states}) AND terminal_sn = ? AND provider = ?"
+            " ORDER BY created_at", (*ACTIVE_STATES, terminal_sn, provider),
+        ).fetchall()
+        return [_txn_from_row(r) for r in rows]
 
     def batch_members(self, terminal_sn: str, batch_no: int, provider: str) -> list[TxnRecord]:
         """The approved transactions of one provider in one batch."""

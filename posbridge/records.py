@@ -95,11 +95,18 @@ class Totals:
     tips: int = 0
     refunds: int = 0
     voids: int = 0
+    preauths: int = 0  # approved holds: not money taken, so not in net
+    completions: int = 0
+    cashback: int = 0
+    tip_adjustments: int = 0  # the sum of the adjustments' differences (may be negative)
     exponent: int | None = None
 
     @property
     def net(self) -> int:
-        return self.sales + self.tips - self.refunds - self.voids
+        """What the batch took: sales, completions, tips (as adjusted) and cash back, less
+        refunds and voids. Holds are not money taken."""
+        return (self.sales + self.completions + self.tips + self.tip_adjustments
+                + self.cashback - self.refunds - self.voids)
 
 
 @dataclass(frozen=True, slots=True)

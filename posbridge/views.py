@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from posbridge.money import format_amount
 from posbridge.operations import OPERATIONS, QR_KINDS
+from posbridge.providers.base import TxnKind
 from posbridge.records import BatchRecord, EventRecord, Totals, TxnRecord
 
 #: Kinds whose Transaction shows its ``subject``: the QR payments and their refunds.
@@ -48,11 +49,14 @@ def txn_view(rec: TxnRecord) -> dict[str, object]:
         ),
         "orig_order_no": rec.orig_order_no,
         "refunded_amount": format_amount(rec.refunded_amount, cur, exp),
+        "cashback": format_amount(rec.cashback, cur, exp),
         "batch_no": rec.batch_no,
         "error": _error_view(rec),
         "created_at": rfc3339(rec.created_at),
         "updated_at": rfc3339(rec.updated_at),
     }
+    if rec.kind is TxnKind.PREAUTH:
+        view["completed_amount"] = format_amount(rec.completed_amount, cur, exp)
     if rec.description:
         view["description"] = rec.description
     if rec.kind in SUBJECT_KINDS and rec.subject:
@@ -82,6 +86,10 @@ def totals_view(totals: dict[str, Totals]) -> dict[str, dict[str, object]]:
             "refunds": format_amount(t.refunds, cur, t.exponent),
             "voids": format_amount(t.voids, cur, t.exponent),
             "tips": format_amount(t.tips, cur, t.exponent),
+            "preauths": format_amount(t.preauths, cur, t.exponent),
+            "completions": format_amount(t.completions, cur, t.exponent),
+            "cashback": format_amount(t.cashback, cur, t.exponent),
+            "tip_adjustments": format_amount(t.tip_adjustments, cur, t.exponent),
             "net": format_amount(t.net, cur, t.exponent),
         }
         for cur, t in totals.items()

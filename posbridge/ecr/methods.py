@@ -73,6 +73,11 @@ class Methods:
             "refund": self.refund,
             "qr_sale": self.qr_sale,
             "crypto_sale": self.crypto_sale,
+            "preauth": self.preauth,
+            "preauth.cancel": self.preauth_cancel,
+            "completion": self.completion,
+            "tip.adjust": self.tip_adjust,
+            "checkout_qr": self.checkout_qr,
             "cancel": self.cancel,
             "status": self.status,
             "transactions.list": self.transactions_list,
@@ -111,7 +116,33 @@ class Methods:
     async def sale(self, caller: Caller, p: Any) -> object:
         return await self._pay(caller, p, PaymentRequest(
             method="sale", order_no=p.order_no, terminal=p.terminal, amount=p.amount,
-            currency=p.currency, tip=p.tip, description=p.description))
+            currency=p.currency, tip=p.tip, description=p.description, cashback=p.cashback,
+            on_screen_tip=p.on_screen_tip))
+
+    async def preauth(self, caller: Caller, p: Any) -> object:
+        return await self._pay(caller, p, PaymentRequest(
+            method="preauth", order_no=p.order_no, terminal=p.terminal, amount=p.amount,
+            currency=p.currency, description=p.description, on_screen_tip=p.on_screen_tip))
+
+    async def preauth_cancel(self, caller: Caller, p: Any) -> object:
+        return await self._pay(caller, p, PaymentRequest(
+            method="preauth.cancel", order_no=p.order_no, orig_order_no=p.orig_order_no))
+
+    async def completion(self, caller: Caller, p: Any) -> object:
+        return await self._pay(caller, p, PaymentRequest(
+            method="completion", order_no=p.order_no, orig_order_no=p.orig_order_no,
+            amount_text=p.amount, tip_text=p.tip))
+
+    async def tip_adjust(self, caller: Caller, p: Any) -> object:
+        return await self._pay(caller, p, PaymentRequest(
+            method="tip.adjust", order_no=p.order_no, orig_order_no=p.orig_order_no,
+            tip_text=p.tip))
+
+    async def checkout_qr(self, caller: Caller, p: Any) -> object:
+        return await self._pay(caller, p, PaymentRequest(
+            method="checkout_qr", order_no=p.order_no, amount=p.amount, currency=p.currency,
+            subject=p.subject, display=p.display, print_slip=p.print_slip,
+            terminal=p.terminal))
 
     async def void(self, caller: Caller, p: Any) -> object:
         return await self._pay(caller, p, PaymentRequest(
@@ -121,7 +152,7 @@ class Methods:
     async def refund(self, caller: Caller, p: Any) -> object:
         return await self._pay(caller, p, PaymentRequest(
             method="refund", order_no=p.order_no, orig_order_no=p.orig_order_no,
-            amount_text=p.amount, description=p.description))
+            amount_text=p.amount, description=p.description, card_present=p.card_present))
 
     async def qr_sale(self, caller: Caller, p: Any) -> object:
         return await self._pay(caller, p, PaymentRequest(

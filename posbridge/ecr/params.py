@@ -92,7 +92,7 @@ class PingParams:
 
 @dataclass(frozen=True, slots=True)
 class SaleParams:
-    """A card sale. ``amount`` and ``tip`` are minor units of ``currency``."""
+    """A card sale. ``amount``, ``tip`` and ``cashback`` are minor units of ``currency``."""
 
     method: ClassVar[str] = "sale"
     terminal: str
@@ -103,6 +103,75 @@ class SaleParams:
     description: str = ""
     wait: bool = True
     timeout_s: float | None = None
+    cashback: int = 0
+    on_screen_tip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PreauthParams:
+    """A pre-authorisation (a hold) on a terminal."""
+
+    method: ClassVar[str] = "preauth"
+    terminal: str
+    order_no: str
+    amount: int
+    currency: str
+    description: str = ""
+    on_screen_tip: bool = False
+    wait: bool = True
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreauthCancelParams:
+    method: ClassVar[str] = "preauth.cancel"
+    order_no: str
+    orig_order_no: str
+    manager_pin: str | None = field(default=None, repr=False)
+    wait: bool = True
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionParams:
+    """``amount`` and ``tip`` are the register's strings: their currency is the pre-auth's."""
+
+    method: ClassVar[str] = "completion"
+    order_no: str
+    orig_order_no: str
+    amount: str
+    tip: str | None = None
+    wait: bool = True
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TipAdjustParams:
+    """``tip`` is the new total tip, the register's string in the original's currency."""
+
+    method: ClassVar[str] = "tip.adjust"
+    order_no: str
+    orig_order_no: str
+    tip: str
+    manager_pin: str | None = field(default=None, repr=False)
+    wait: bool = True
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutQrParams:
+    """A pay-by-link QR: the customer pays on the card provider's hosted page."""
+
+    method: ClassVar[str] = "checkout_qr"
+    order_no: str
+    amount: int
+    currency: str
+    subject: str = ""
+    display: str | None = None
+    print_slip: bool = False
+    wait: bool = True
+    timeout_s: float | None = None
+    terminal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +197,7 @@ class RefundParams:
     manager_pin: str | None = field(default=None, repr=False)
     wait: bool = True
     timeout_s: float | None = None
+    card_present: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +285,9 @@ class EventsReplayParams:
 
 Params = (
     AuthParams | PingParams | SaleParams | VoidParams | RefundParams | QrSaleParams
-    | CryptoSaleParams | CancelParams | StatusParams | TransactionsListParams | TerminalsListParams
-    | BatchStatusParams | BatchCloseParams | EventsReplayParams
+    | CryptoSaleParams | PreauthParams | PreauthCancelParams | CompletionParams
+    | TipAdjustParams | CheckoutQrParams | CancelParams | StatusParams | TransactionsListParams
+    | TerminalsListParams | BatchStatusParams | BatchCloseParams | EventsReplayParams
 )
 
 
@@ -257,10 +328,12 @@ def params_fingerprint(params: Params) -> str:
     """
     values: dict[str, object] = {"method": params.method}
     for name, value in asdict(params).items():
-        if name in _NOT_DEFINING:
+        if name in _NOT_DEFINING or (name in _ADDED_IN_1_1 and value == _ADDED_IN_1_1[name]):
             continue
-        if isinstance(params, RefundParams) and name == "amount":
+        if isinstance(params, RefundParams | CompletionParams) and name == "amount":
             value = _canonical_decimal(params.amount)
+        elif isinstance(params, CompletionParams | TipAdjustParams) and name == "tip":
+            value = None if params.tip is None else _canonical_decimal(params.tip)
         elif isinstance(params, CryptoSaleParams) and name == "amount":
             value = format(parse_decimal(params.amount).normalize(), "f")
         elif isinstance(value, datetime):
@@ -270,6 +343,10 @@ def params_fingerprint(params: Params) -> str:
 
 
 _NOT_DEFINING: Final = frozenset({"wait", "timeout_s", "manager_pin"})
+#: Parameters protocol 1.1 added to 1.0 methods, with their defaults: left out when at their
+#: default, so a 1.0 request keeps its fingerprint.
+_ADDED_IN_1_1: Final[Mapping[str, object]] = {"cashback": 0, "on_screen_tip": False,
+                                              "card_present": True}
 
 
 def _canonical_decimal(text: str) -> str:
@@ -387,10 +464,14 @@ class _Reader:
             raise ConfigError("max_amount", "must be a positive decimal amount")
         return int(limit.scaleb(exponent(currency)).to_integral_value(rounding=ROUND_FLOOR))
 
-    def decimal_text(self, name: str) -> str:
-        """A positive amount kept as the register's string; checked against the widest
-        ISO 4217 exponent, since the currency is not known here."""
-        self.money(name, _WIDEST_CURRENCY, required=True, zero_ok=False)
+    def given(self, name: str) -> bool:
+        """Whether ``name`` is there (and not null)."""
+        return self._raw.get(name) is not None
+
+    def decimal_text(self, name: str, *, zero_ok: bool = False) -> str:
+        """A positive (or, with ``zero_ok``, zero) amount kept as the register's string;
+        checked against the widest ISO 4217 exponent, since the currency is not known here."""
+        self.money(name, _WIDEST_CURRENCY, required=True, zero_ok=zero_ok)
         value = self._raw[name]
         assert isinstance(value, str)  # money() accepted it, so it is a decimal string
         return value
@@ -483,12 +564,69 @@ def _sale(r: _Reader) -> SaleParams:
     currency = r.currency()
     amount = r.money("amount", currency, required=True, zero_ok=False)
     tip = r.money("tip", currency, required=False, zero_ok=True)
+    cashback = r.money("cashback", currency, required=False, zero_ok=True)
+    on_screen_tip = r.boolean("on_screen_tip", False)
+    if tip and on_screen_tip:
+        raise invalid_params("tip", "no tip with on_screen_tip: the customer enters it")
     if amount + tip > r.limit(currency):
         raise invalid_params("tip", "amount plus tip must not exceed max_amount")
+    if amount + tip + cashback > r.limit(currency):
+        raise invalid_params("cashback", "amount, tip and cashback must not exceed max_amount")
     return SaleParams(
         terminal=terminal, order_no=order_no, amount=amount, currency=currency, tip=tip,
         description=r.text("description", MAX_DESCRIPTION_CHARS),
+        wait=r.boolean("wait", True), timeout_s=r.timeout(), cashback=cashback,
+        on_screen_tip=on_screen_tip,
+    )
+
+
+def _preauth(r: _Reader) -> PreauthParams:
+    terminal = r.text("terminal", MAX_NAME_CHARS, required=True)
+    order_no = r.order_no()
+    currency = r.currency()
+    return PreauthParams(
+        terminal=terminal, order_no=order_no, currency=currency,
+        amount=r.money("amount", currency, required=True, zero_ok=False),
+        description=r.text("description", MAX_DESCRIPTION_CHARS),
+        on_screen_tip=r.boolean("on_screen_tip", False),
         wait=r.boolean("wait", True), timeout_s=r.timeout(),
+    )
+
+
+def _preauth_cancel(r: _Reader) -> PreauthCancelParams:
+    order_no, orig = _new_and_original(r)
+    return PreauthCancelParams(order_no=order_no, orig_order_no=orig,
+                               manager_pin=r.optional_text("manager_pin", MAX_PIN_CHARS),
+                               wait=r.boolean("wait", True), timeout_s=r.timeout())
+
+
+def _completion(r: _Reader) -> CompletionParams:
+    order_no, orig = _new_and_original(r)
+    tip = r.decimal_text("tip", zero_ok=True) if r.given("tip") else None
+    return CompletionParams(order_no=order_no, orig_order_no=orig,
+                            amount=r.decimal_text("amount"), tip=tip,
+                            wait=r.boolean("wait", True), timeout_s=r.timeout())
+
+
+def _tip_adjust(r: _Reader) -> TipAdjustParams:
+    order_no, orig = _new_and_original(r)
+    return TipAdjustParams(order_no=order_no, orig_order_no=orig,
+                           tip=r.decimal_text("tip", zero_ok=True),
+                           manager_pin=r.optional_text("manager_pin", MAX_PIN_CHARS),
+                           wait=r.boolean("wait", True), timeout_s=r.timeout())
+
+
+def _checkout_qr(r: _Reader) -> CheckoutQrParams:
+    order_no = r.order_no()
+    currency = r.currency()
+    return CheckoutQrParams(
+        order_no=order_no, currency=currency,
+        amount=r.money("amount", currency, required=True, zero_ok=False),
+        subject=r.text("subject", MAX_SUBJECT_CHARS),
+        display=r.optional_text("display", MAX_NAME_CHARS),
+        print_slip=r.boolean("print", False),
+        wait=r.boolean("wait", True), timeout_s=r.timeout(),
+        terminal=r.optional_text("terminal", MAX_NAME_CHARS),
     )
 
 
@@ -507,7 +645,8 @@ def _refund(r: _Reader) -> RefundParams:
     return RefundParams(order_no=order_no, orig_order_no=orig, amount=amount,
                         description=r.text("description", MAX_DESCRIPTION_CHARS),
                         manager_pin=r.optional_text("manager_pin", MAX_PIN_CHARS),
-                        wait=r.boolean("wait", True), timeout_s=r.timeout())
+                        wait=r.boolean("wait", True), timeout_s=r.timeout(),
+                        card_present=r.boolean("card_present", True))
 
 
 def _new_and_original(r: _Reader) -> tuple[str, str]:
@@ -582,6 +721,11 @@ _PARSERS: Final[dict[str, Callable[[_Reader], Params]]] = {
     "refund": _refund,
     "qr_sale": _qr_sale,
     "crypto_sale": _crypto_sale,
+    "preauth": _preauth,
+    "preauth.cancel": _preauth_cancel,
+    "completion": _completion,
+    "tip.adjust": _tip_adjust,
+    "checkout_qr": _checkout_qr,
     "cancel": _cancel,
     "status": _status,
     "transactions.list": _transactions_list,
@@ -596,17 +740,27 @@ _WIRE_NAMES: Final[dict[str, frozenset[str]]] = {
     "auth": frozenset({"token"}),
     "ping": frozenset(),
     "sale": frozenset({"terminal", "order_no", "amount", "currency", "tip", "description",
-                       "wait", "timeout_s"}),
+                       "wait", "timeout_s", "cashback", "on_screen_tip"}),
     # wait / timeout_s on void and refund: an extension (the spec lists them for payments)
     "void": frozenset({"order_no", "orig_order_no", "terminal", "manager_pin", "wait",
                        "timeout_s"}),
     "refund": frozenset({"order_no", "orig_order_no", "amount", "description", "manager_pin",
-                         "wait", "timeout_s"}),
+                         "wait", "timeout_s", "card_present"}),
     "qr_sale": frozenset({"order_no", "amount", "currency", "subject", "body", "display",
                           "print", "wait", "timeout_s", "terminal"}),
     # wait / timeout_s on crypto_sale: as for qr_sale (the protocol lists them for payments)
     "crypto_sale": frozenset({"order_no", "amount", "coin", "payer", "subject", "display",
                               "print", "wait", "timeout_s", "terminal"}),
+    "preauth": frozenset({"terminal", "order_no", "amount", "currency", "description",
+                          "on_screen_tip", "wait", "timeout_s"}),
+    "preauth.cancel": frozenset({"order_no", "orig_order_no", "manager_pin", "wait",
+                                 "timeout_s"}),
+    "completion": frozenset({"order_no", "orig_order_no", "amount", "tip", "wait",
+                             "timeout_s"}),
+    "tip.adjust": frozenset({"order_no", "orig_order_no", "tip", "manager_pin", "wait",
+                             "timeout_s"}),
+    "checkout_qr": frozenset({"order_no", "amount", "currency", "subject", "display", "print",
+                              "wait", "timeout_s", "terminal"}),
     "cancel": frozenset({"order_no"}),
     "status": frozenset({"order_no", "refresh"}),
     "transactions.list": frozenset({"terminal", "state", "since", "limit", "cursor"}),

@@ -1,5 +1,6 @@
 """The store manager's page at ``/manager``: terminals and open batches, what needs attention,
-today's transactions, and closing a batch.
+the pre-authorisations still holding money (with their age), today's transactions (with a tip
+adjustment for an approved card sale), and closing a batch.
 
 Plain server-rendered HTML with forms: no script at all (the Content-Security-Policy forbids
 it), works in any browser, no build step. Every state change is a POST answered by a redirect
@@ -18,6 +19,8 @@ Routes (all under ``/manager``, the session cookie's path):
 ``/manager/batch-close`` GET  ``terminal``: the confirmation step (batch number and totals)
 ``/manager/batch-close`` POST ``terminal``, ``batch_no``: close that batch, only if it is
                               still the open one (a repeated or stale form closes nothing)
+``/manager/tip``       POST   ``order_no``, ``tip``: set a new total tip on an approved sale or
+                              completion of an open batch (a ``tip.adjust`` of the manager)
 ====================== ====== ===========================================================
 
 Security:
@@ -48,11 +51,13 @@ from aiohttp import web
 
 from posbridge.batches import Batches
 from posbridge.config import Config
-from posbridge.engine import Engine
+from posbridge.engine import Engine, PaymentRequest
 from posbridge.errors import RequestError
 from posbridge.journal import Journal, TxnQuery
 from posbridge.lifecycle import State
 from posbridge.money import format_amount
+from posbridge.operations import OPERATIONS
+from posbridge.providers.base import TxnKind
 from posbridge.records import Attention, TxnRecord
 from posbridge.secrets import PinChecker
 from posbridge.views import rfc3339
@@ -72,6 +77,8 @@ class ManagerHost(Protocol):
 log = structlog.get_logger(__name__)
 
 COOKIE = "posbridge_manager"
+#: the kinds whose tip a manager may adjust (the originals of a tip adjustment)
+TIPPABLE = OPERATIONS[TxnKind.TIP_ADJUST].originals
 SESSION_IDLE_S = 30 * 60
 MAX_SESSIONS = 64
 PAGE = "/manager"
@@ -286,7 +293,43 @@ def attention_section(records: list[TxnRecord], csrf: str, names: Mapping[str, s
             f"<th>Amount</th><th></th></tr>{''.join(rows)}</table></section>")
 
 
-def transactions_section(items: list[TxnRecord], search: str, names: Mapping[str, str]) -> str:
+def _age(since_ms: int, now_ms: int) -> str:
+    minutes = max(0, now_ms - since_ms) // 60_000
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} days"
+
+
+def holds_section(holds: list[TxnRecord], names: Mapping[str, str], now_ms: int) -> str:
+    """Pre-authorisations neither completed nor cancelled: money held on a card."""
+    if not holds:
+        return ('<section id="holds"><h2>Open pre-authorisations</h2>'
+                '<p class="muted">No card holds are open.</p></section>')
+    rows = "".join(
+        f'<tr data-order="{_e(rec.order_no)}"><td>{_e(rec.order_no)}</td>'
+        f"<td>{_terminal(rec, names)}</td><td class=\"num\">{_e(_amount(rec))}</td>"
+        f'<td class="age" title="{_e(rfc3339(rec.updated_at))}">'
+        f"{_e(_age(rec.updated_at, now_ms))}</td></tr>" for rec in holds)
+    return ('<section id="holds"><h2>Open pre-authorisations</h2><table><tr><th>Order</th>'
+            f"<th>Terminal</th><th>Held</th><th>Age</th></tr>{rows}</table>"
+            "<p><small>Complete each for the final amount, or cancel it to release the "
+            "customer's money.</small></p></section>")
+
+
+def _tip_form(rec: TxnRecord, csrf: str) -> str:
+    """A new total tip for an approved card sale or completion (the batch must be open)."""
+    if rec.state is not State.APPROVED or rec.kind not in TIPPABLE:
+        return ""
+    return (f'<form method="post" action="/manager/tip" class="inline tip">'
+            f'{_hidden("csrf", csrf)}{_hidden("order_no", rec.order_no)}'
+            f'<input name="tip" size="7" inputmode="decimal" placeholder="new tip" '
+            f'aria-label="new total tip of {_e(rec.order_no)}" required> '
+            "<button>Set tip</button></form>")
+
+
+def transactions_section(items: list[TxnRecord], search: str, names: Mapping[str, str],
+                         csrf: str = "") -> str:
     rows = []
     for rec in items:
         card = " ".join(x for x in (rec.card_brand, rec.card_last4) if x)
@@ -297,7 +340,8 @@ def transactions_section(items: list[TxnRecord], search: str, names: Mapping[str
             f"{_e(_clock_time(rec.created_at))}</td><td>{_e(rec.order_no)}</td>"
             f"<td>{_e(rec.kind.value)}</td><td>{_terminal(rec, names)}</td>"
             f'<td class="state">{_e(rec.state.value)}{flag}</td>'
-            f'<td class="num">{_e(_amount(rec))}</td><td>{_e(card)}</td></tr>')
+            f'<td class="num">{_e(_amount(rec))}</td><td>{_e(card)}</td>'
+            f"<td>{_tip_form(rec, csrf) if csrf else ''}</td></tr>")
     if items:
         shown = f"{len(items)} shown" + (" (the most recent)" if len(items) >= LIST_LIMIT else "")
     elif search:
@@ -310,7 +354,7 @@ def transactions_section(items: list[TxnRecord], search: str, names: Mapping[str
             f'<input type="search" name="q" id="q" value="{_e(search)}" maxlength="{SEARCH_MAX}" '
             'placeholder="order no or provider reference"> <button id="search">Search</button>'
             f"{clear}</form><table><tr><th>Time</th><th>Order</th><th>Kind</th><th>Terminal</th>"
-            f"<th>State</th><th>Amount</th><th>Card</th></tr>{''.join(rows)}</table>"
+            f"<th>State</th><th>Amount</th><th>Card</th><th></th></tr>{''.join(rows)}</table>"
             f'<p id="shown"><small>{shown}</small></p></section>')
 
 
@@ -394,8 +438,10 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
         items, _ = await daemon.journal.list_transactions(
             TxnQuery(since_ms=midnight, search=search or None, limit=LIST_LIMIT))
         names = {t.sn: t.name for t in daemon.engine.terminals}
+        holds = await daemon.engine.open_holds()
         body = (terminals_section(terminals) + attention_section(attention, session.csrf, names)
-                + transactions_section(items, search, names))
+                + holds_section(holds, names, int(time.time() * 1000))
+                + transactions_section(items, search, names, session.csrf))
         return page("store manager", body, csrf=session.csrf, flash=flash)
 
     async def login_form(request: web.Request) -> web.StreamResponse:
@@ -510,6 +556,21 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
             return f"Close sent for {order_no}; it is still {rec.state.value}.", False
         return f"{order_no} closed at the provider: {rec.state.value}.", False
 
+    async def adjust_tip(form: Any) -> tuple[str, bool]:
+        orig = str(form.get("order_no", ""))
+        tip = str(form.get("tip", "")).strip()
+        order_no = tip_adjust_order_no()
+        rec = await daemon.engine.start("manager", PaymentRequest(
+            method="tip.adjust", order_no=order_no, orig_order_no=orig, tip_text=tip))
+        log.info("manager_tip_adjust", order_no=order_no, orig_order_no=orig)
+        rec = await daemon.engine.wait_final(rec.order_no, CLOSE_WAIT_S)
+        if rec.state is State.APPROVED:
+            return f"The tip of {orig} is now {tip} ({order_no}).", False
+        if not rec.is_final:
+            return f"Tip adjustment {order_no} sent; it is still {rec.state.value}.", False
+        return (f"Tip adjustment {order_no} of {orig}: {rec.state.value} "
+                f"({rec.error_message or rec.error_code}).", True)
+
     async def confirm_close(request: web.Request) -> web.StreamResponse:
         session = session_of(request)
         if session is None:
@@ -549,4 +610,17 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
         web.post("/manager/close", guarded(close_txn)),
         web.get("/manager/batch-close", confirm_close),
         web.post("/manager/batch-close", guarded(close_batch)),
+        web.post("/manager/tip", guarded(adjust_tip)),
     ]
+
+
+def tip_adjust_order_no() -> str:
+    """A new order number for a manager's tip adjustment (letters and digits, 18: ``TA``,
+    the time in milliseconds in base 36, a random tail)."""
+    stamp = int(time.time() * 1000)
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    text = ""
+    while stamp:
+        stamp, rest = divmod(stamp, 36)
+        text = digits[rest] + text
+    return f"TA{text}{secrets.token_hex(3).upper()}"

@@ -439,3 +439,64 @@ def test_fingerprint_tells_methods_apart_and_is_stable() -> None:
         '{"amount":1234,"currency":"USD","description":"","method":"sale",'
         '"order_no":"A-1","terminal":"lane-1","tip":0}'
     )
+
+
+# -- protocol 1.1: the card lifecycle ------------------------------------------------------------
+
+PREAUTH: dict[str, object] = {"terminal": "lane-1", "order_no": "H-1", "amount": "200.00",
+                              "currency": "USD"}
+
+
+def test_the_lifecycle_methods_become_their_dataclasses() -> None:
+    assert parse_params("preauth", with_(PREAUTH, on_screen_tip=True), max_amount=MAX) == (
+        P.PreauthParams(terminal="lane-1", order_no="H-1", amount=20000, currency="USD",
+                        on_screen_tip=True))
+    assert parse_params("preauth.cancel", {"order_no": "H-1X", "orig_order_no": "H-1",
+                                           "manager_pin": "1234"}, max_amount=MAX) == (
+        P.PreauthCancelParams(order_no="H-1X", orig_order_no="H-1", manager_pin="1234"))
+    assert parse_params("completion", {"order_no": "H-1C", "orig_order_no": "H-1",
+                                       "amount": "184.2", "tip": "0"}, max_amount=MAX) == (
+        P.CompletionParams(order_no="H-1C", orig_order_no="H-1", amount="184.2", tip="0"))
+    assert parse_params("tip.adjust", {"order_no": "T-1", "orig_order_no": "A-1",
+                                       "tip": "0"}, max_amount=MAX) == (
+        P.TipAdjustParams(order_no="T-1", orig_order_no="A-1", tip="0"))
+    assert parse_params("checkout_qr", {"order_no": "W-1", "amount": "25.00",
+                                        "currency": "USD", "print": True},
+                        max_amount=MAX) == P.CheckoutQrParams(
+        order_no="W-1", amount=2500, currency="USD", print_slip=True)
+    sale = parse_params("sale", with_(SALE, cashback="40.00", on_screen_tip=True),
+                        max_amount=MAX)
+    assert isinstance(sale, P.SaleParams) and (sale.cashback, sale.on_screen_tip) == (4000, True)
+    refund = parse_params("refund", with_(REFUND, card_present=False), max_amount=MAX)
+    assert isinstance(refund, P.RefundParams) and refund.card_present is False
+
+
+@pytest.mark.parametrize(("method", "raw", "field"), [
+    ("sale", with_(SALE, cashback="-1"), "cashback"),
+    ("sale", with_(SALE, cashback=40), "cashback"),
+    ("sale", with_(SALE, cashback="9990.00"), "cashback"),  # amount + cashback > max_amount
+    ("sale", with_(SALE, tip="1.00", on_screen_tip=True), "tip"),
+    ("sale", with_(SALE, on_screen_tip="yes"), "on_screen_tip"),
+    ("refund", with_(REFUND, card_present=0), "card_present"),
+    ("preauth", without(PREAUTH, "terminal"), "terminal"),
+    ("preauth", with_(PREAUTH, amount="0"), "amount"),
+    ("preauth", with_(PREAUTH, tip="1.00"), "tip"),
+    ("preauth.cancel", {"order_no": "H-1", "orig_order_no": "H-1"}, "order_no"),
+    ("completion", {"order_no": "C-1", "orig_order_no": "H-1"}, "amount"),
+    ("completion", {"order_no": "C-1", "orig_order_no": "H-1", "amount": "1",
+                    "tip": "-1"}, "tip"),
+    ("tip.adjust", {"order_no": "T-1", "orig_order_no": "A-1"}, "tip"),
+    ("tip.adjust", {"order_no": "T-1", "orig_order_no": "A-1", "tip": 5}, "tip"),
+    ("checkout_qr", {"order_no": "W-1", "amount": "1.001", "currency": "USD"}, "amount"),
+    ("checkout_qr", {"order_no": "W-1", "amount": "1.00", "currency": "USD",
+                     "body": "x"}, "body"),
+])
+def test_malformed_lifecycle_params_name_the_field(method: str, raw: Any, field: str) -> None:
+    err = invalid(method, raw)
+    assert (err.code, err.field) == (-32602, field)
+
+
+def test_a_1_0_sale_keeps_its_fingerprint_in_1_1() -> None:
+    assert fp("sale", with_(SALE, cashback="0", on_screen_tip=False)) == fp("sale", SALE)
+    assert fp("refund", with_(REFUND, card_present=True)) == fp("refund", REFUND)
+    assert fp("sale", with_(SALE, cashback="1.00")) != fp("sale", SALE)

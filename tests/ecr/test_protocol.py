@@ -84,13 +84,15 @@ def test_constructors_fill_code_reason_field(
         code, reason, field, provider_code)
 
 
-def test_roles_need_a_manager_for_void_refund_batch_close_only() -> None:
+def test_roles_need_a_manager_for_money_back_and_batch_close_only() -> None:
     managers = {m for m, role in proto.METHOD_ROLES.items() if role == "manager"}
-    assert managers == {"void", "refund", "batch.close"} == proto.PIN_METHODS
+    assert managers == {"void", "refund", "batch.close", "preauth.cancel",
+                        "tip.adjust"} == proto.PIN_METHODS
     assert set(proto.METHOD_ROLES.values()) == {"cashier", "manager"}
     every_method = {
         "auth", "ping", "sale", "void", "refund", "qr_sale", "crypto_sale", "cancel", "status",
-        "transactions.list", "terminals.list", "batch.status", "batch.close", "events.replay"}
+        "transactions.list", "terminals.list", "batch.status", "batch.close", "events.replay",
+        "preauth", "preauth.cancel", "completion", "tip.adjust", "checkout_qr"}
     assert every_method == proto.METHODS
 
 
