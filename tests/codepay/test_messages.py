@@ -39,7 +39,8 @@ def test_sale_body_has_every_required_field_in_its_wire_form() -> None:
     assert body == {
         "merchant_no": MERCHANT_NO, "store_no": "ST1", "terminal_sn": TERMINAL,
         "message_receiving_application": "CodePay Register", "price_currency": "USD",
-        "order_amount": "12.34", "tip_amount": "1.50", "trans_type": 1,
+        "order_amount": "12.34", "tip_amount": "1.50", "on_screen_tip": None,
+        "cashback_amount": None, "trans_type": 1,
         "merchant_order_no": "S1", "orig_merchant_order_no": None, "description": "test S1",
         "notify_url": "http://127.0.0.1/notify", "expires": 180, "api_version": "2.0",
     }
