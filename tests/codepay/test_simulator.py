@@ -93,7 +93,7 @@ async def test_required_create_fields_are_checked(
 @pytest.mark.parametrize("fields", [
     create_fields("bad no"), create_fields(api_version="1.0"),
     create_fields(order_amount="1.001"), create_fields(order_amount="0.00"),
-    create_fields(price_currency="XYZ"), create_fields(trans_type=4),
+    create_fields(price_currency="XYZ"), create_fields(trans_type=12),
     create_fields(message_receiving_application="Other"), create_fields(expires=0),
     create_fields(merchant_no="000"), create_fields(trans_type=3),
 ])
@@ -130,8 +130,9 @@ async def test_offline_terminal_may_be_asked_to_reject(
 
 async def test_unknown_method_is_refused(session: aiohttp.ClientSession, sim: CodePaySimulator,
                                          gateway_key: RSAPrivateKey) -> None:
-    assert await refused_code(session, sim, "pay.checkout", {"merchant_no": MERCHANT_NO},
-                              gateway_key) == "METHOD_NOT_SUPPORTED"
+    # The checkout that takes the card is not simulated: the bridge never sends card data.
+    assert await refused_code(session, sim, "pay.merchant.checkout",
+                              {"merchant_no": MERCHANT_NO}, gateway_key) == "METHOD_NOT_SUPPORTED"
 
 
 async def test_open_batch_of_several_terminals_lists_each_currency(

@@ -58,7 +58,8 @@ async def test_many_orders_leave_at_most_keep(gateway_key: RSAPrivateKey) -> Non
             assert len(recorded) <= KEEP + KEEP // 4
         assert sim.totals() == {"creates": ORDERS + 1, "orders": ORDERS + 1,
                                "forgotten": ORDERS + 1 - KEEP, "kept": KEEP,
-                               "requests": ORDERS + 1, "notifications": 0}
+                               "requests": ORDERS + 1, "notifications": 0,
+                               "tip_adjustments": 0}
         # The inspection helpers answer for recent orders.
         last = f"M{ORDERS - 1}"
         assert sim.create_count(last) == 1 and sim.method_log(last) == [m.CREATE]
