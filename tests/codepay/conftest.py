@@ -8,7 +8,9 @@ of the two would fail verification).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,18 @@ MERCHANT_NO = "302300000926"
 STORE_NO = "4123000005"
 TERMINAL = "WPYB002248000865"
 DELAY = 0.05  # the simulated card holder's time; every wait in these tests is a multiple
+
+
+def vector_params(name: str) -> dict[str, Any]:
+    """The fields of vector ``name`` as they travel (JSON numbers with a fraction as Decimal)."""
+    text = (VECTORS / f"{name}.params.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text, parse_float=Decimal)
+    return loaded
+
+
+def vector_sig(name: str) -> str:
+    """The openssl-made signature of vector ``name``."""
+    return (VECTORS / f"{name}.sig").read_text(encoding="ascii").strip()
 
 
 def merchant_private() -> RSAPrivateKey:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -15,11 +16,19 @@ from posbridge.errors import (
     OutcomeUnknown,
     ProviderRejected,
 )
-from posbridge.providers.base import Outcome, TxnKind
+from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
 from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay.signing import sign, verify
 
-from .conftest import MERCHANT_NO, TERMINAL, merchant_private, merchant_public, order
+from .conftest import (
+    MERCHANT_NO,
+    TERMINAL,
+    merchant_private,
+    merchant_public,
+    order,
+    vector_params,
+    vector_sig,
+)
 
 NOW = 1_709_106_082.819
 
@@ -327,3 +336,70 @@ def test_a_status_that_is_not_ascii_digits_is_unknown(gateway_key: RSAPrivateKey
         m.parse_notification(json.dumps(note).encode(), gateway_key=gateway_key.public_key(),
                              merchant_no="M")
     assert m.report_from_data({"trans_status": "2"}, "A1", "USD").outcome is Outcome.APPROVED
+
+
+# -- the card lifecycle's request shapes against the openssl vectors ---------------------------
+
+VECTOR_NOTIFY = "https://store-42.example/notify/codepay"
+REASON = "Customer returned the blue mug; chipped rim, no replacement want"  # 64 characters
+
+
+def _po(order_no: str, kind: TxnKind, amount: int, **fields: Any) -> PaymentOrder:
+    fields.setdefault("currency", "USD")
+    return PaymentOrder(order_no=order_no, kind=kind, amount=amount, **fields)
+
+
+def _terminal_body(po: PaymentOrder, *, store: bool, notify: bool) -> dict[str, object]:
+    return m.create_body(po, merchant_no="SANDBOX000001",
+                         store_no="SANDBOXSTORE1" if store else None,
+                         notify_url=VECTOR_NOTIFY if notify else None, expires_s=180)
+
+
+VECTOR_BODIES: dict[str, tuple[str, Callable[[], dict[str, object]]]] = {
+    "preauth": (m.CREATE, lambda: _terminal_body(_po(
+        "PA1", TxnKind.PREAUTH, 5000, terminal_sn=TERMINAL, description="Room 12",
+        on_screen_tip=True), store=True, notify=True)),
+    "completion": (m.CREATE, lambda: _terminal_body(_po(
+        "PC1", TxnKind.COMPLETION, 4250, tip=500, terminal_sn=TERMINAL, description="Room 12",
+        orig_order_no="PA1", orig_kind=TxnKind.PREAUTH, orig_amount=5000),
+        store=True, notify=True)),
+    "cashback_sale": (m.CREATE, lambda: _terminal_body(_po(
+        "CB1", TxnKind.SALE, 2000, tip=300, cashback=4000, terminal_sn=TERMINAL),
+        store=False, notify=False)),
+    "sale_on_screen_tip": (m.CREATE, lambda: _terminal_body(_po(
+        "OT1", TxnKind.SALE, 1800, currency="JPY", terminal_sn=TERMINAL,
+        description="Ramen ×2", on_screen_tip=True), store=False, notify=True)),
+    "completion_void": (m.CREATE, lambda: _terminal_body(_po(
+        "PC1V", TxnKind.VOID, 4750, terminal_sn=TERMINAL, orig_order_no="PC1",
+        orig_kind=TxnKind.COMPLETION, orig_amount=4750), store=False, notify=False)),
+    "completion_refund": (m.CREATE, lambda: _terminal_body(_po(
+        "PC1R1", TxnKind.REFUND, 1000, terminal_sn=TERMINAL, orig_order_no="PC1",
+        orig_kind=TxnKind.COMPLETION, description="Teilrückerstattung"),
+        store=False, notify=False)),
+    "refund_submit": (m.REFUND_SUBMIT, lambda: m.refund_submit_body(_po(
+        "R1", TxnKind.REFUND, 500, card_present=False, orig_order_no="S1",
+        orig_kind=TxnKind.SALE, description=REASON + "ed, thanks", terminal_sn=TERMINAL),
+        merchant_no="SANDBOX000001", notify_url=VECTOR_NOTIFY)),
+    "refund_query": (m.REFUND_QUERY, lambda: m.refund_query_body(
+        merchant_no="SANDBOX000001", merchant_order_no="R1")),
+    "tip_adjustment": (m.TIP_ADJUST, lambda: m.tip_adjustment_body(_po(
+        "TA1", TxnKind.TIP_ADJUST, 150, tip=450, orig_tip=300, orig_order_no="S1",
+        orig_kind=TxnKind.SALE), merchant_no="SANDBOX000001", mode="total")),
+    "checkout": (m.CHECKOUT, lambda: m.checkout_body(_po(
+        "CK1", TxnKind.CHECKOUT_QR, 15034, currency="CAD", subject="Iphone 16"),
+        merchant_no="SANDBOX000001", store_no="SANDBOXSTORE1", notify_url=VECTOR_NOTIFY,
+        return_url="https://store-42.example/thanks", expires_s=600)),
+    "revoker": (m.REVOKE, lambda: m.revoke_body(merchant_no="SANDBOX000001",
+                                                merchant_order_no="CK1")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTOR_BODIES))
+def test_each_lifecycle_body_is_the_openssl_vector(name: str) -> None:
+    """The builders make exactly the checked-in request (fields and values), and signing it
+    gives the signature openssl made over the hand-written canonical text."""
+    method, build = VECTOR_BODIES[name]
+    body = m.envelope(method, build(), app_id="sandbox-app", sign_type="RSA2", now_s=NOW,
+                      private_key=merchant_private())
+    assert body == {**vector_params(name), "sign": vector_sig(name)}
+    assert verify(body, merchant_public())
