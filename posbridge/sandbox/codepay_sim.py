@@ -620,10 +620,8 @@ class CodePaySimulator:
         except ValueError as exc:
             raise _Refusal("INVALID_PARAMETER", "trans_type not supported") from exc
         currency = str(body["price_currency"])
-        amount = _amount(body["order_amount"], currency, "order_amount")
+        amount = _order_amount(body, currency)
         tip = _optional_amount(body, "tip_amount", currency)
-        if amount <= 0:
-            raise _Refusal("INVALID_PARAMETER", "order_amount must be positive")
         cashback = _optional_amount(body, "cashback_amount", currency)
         if (trans_type is TransType.CASHBACK) != (cashback > 0):
             raise _Refusal("INVALID_PARAMETER", "cashback_amount goes with trans_type 11 only, "
@@ -737,9 +735,7 @@ class CodePaySimulator:
         return orig
 
     def _close(self, body: dict[str, Any]) -> dict[str, Any]:
-        order = self.orders.get(str(body["merchant_order_no"]))
-        if order is None:
-            raise _Refusal("ORDER_NOT_EXIST")
+        order = self._known(str(body["merchant_order_no"]))
         if order.channel is not Channel.TERMINAL:
             raise _Refusal("ORDER_STATUS_ERROR", "not an order on a terminal")
         if order.status is TransStatus.CREATED:
@@ -755,16 +751,26 @@ class CodePaySimulator:
         return self._order_now(self._find(body))
 
     def _find(self, body: Mapping[str, Any]) -> SimOrder:
-        """The order a query names (``trans_no`` first, as the seed says)."""
-        trans_no = _text(body.get("trans_no"))
-        order_no = _text(body.get("merchant_order_no"))
-        if trans_no is None and order_no is None:
-            raise _Refusal("INVALID_PARAMETER", "merchant_order_no or trans_no")
-        order = (self._by_trans_no.get(trans_no) if trans_no is not None
-                 else self.orders.get(order_no or ""))
-        if order is None:
+        """The order a query names."""
+        return self._known(self._named(body, "merchant_order_no", "trans_no"))
+
+    def _known(self, order: SimOrder | str | None) -> SimOrder:
+        """``order`` (or the order of that number), else the refusal ORDER_NOT_EXIST."""
+        found = self.orders.get(order) if isinstance(order, str) else order
+        if found is None:
             raise _Refusal("ORDER_NOT_EXIST")
-        return order
+        return found
+
+    def _named(self, body: Mapping[str, Any], number: str, trans_no: str) -> SimOrder | None:
+        """The order that field ``trans_no`` or field ``number`` of ``body`` names (one of the
+        two is needed; ``trans_no`` first, as the seed says), None if there is none."""
+        by_trans = _text(body.get(trans_no))
+        by_number = _text(body.get(number))
+        if by_trans is None and by_number is None:
+            raise _Refusal("INVALID_PARAMETER", f"{number} or {trans_no}")
+        if by_trans is not None:
+            return self._by_trans_no.get(by_trans)
+        return self.orders.get(by_number or "")
 
     def _order_now(self, order: SimOrder) -> dict[str, Any]:
         """A query's ``data``: in progress while a notification-only result is unanswered."""
@@ -805,16 +811,9 @@ class CodePaySimulator:
 
     def _refund_submit(self, body: dict[str, Any]) -> dict[str, Any]:
         order_no = self._new_order_no(body)
-        orig_no = _text(body.get("orig_merchant_order_no"))
-        orig_trans = _text(body.get("orig_trans_no"))
-        if orig_no is None and orig_trans is None:
-            raise _Refusal("INVALID_PARAMETER", "orig_merchant_order_no or orig_trans_no")
-        found = (self.orders.get(orig_no) if orig_no is not None
-                 else self._by_trans_no.get(orig_trans or ""))
+        found = self._named(body, "orig_merchant_order_no", "orig_trans_no")
         currency = str(body["price_currency"])
-        amount = _amount(body["order_amount"], currency, "order_amount")
-        if amount <= 0:
-            raise _Refusal("INVALID_PARAMETER", "order_amount must be positive")
+        amount = _order_amount(body, currency)
         _limit(body, "description", m.MAX_REFUND_DESCRIPTION)
         _limit(body, "notify_url", m.MAX_URL)
         orig = self._check_original(found, TransType.REFUND, currency, amount, _REFUNDABLE,
@@ -840,9 +839,7 @@ class CodePaySimulator:
     # -- methods: tip adjustment ------------------------------------------------------------
 
     def _tip_adjust(self, body: dict[str, Any]) -> dict[str, Any]:
-        order = self.orders.get(str(body["merchant_order_no"]))
-        if order is None:
-            raise _Refusal("ORDER_NOT_EXIST")
+        order = self._known(str(body["merchant_order_no"]))
         if (order.channel is not Channel.TERMINAL or order.status is not TransStatus.SUCCESS
                 or order.trans_type not in _REFUNDABLE or order.voided):
             raise _Refusal("ORIG_ORDER_INVALID", "only an approved sale or completion can have "
@@ -878,9 +875,7 @@ class CodePaySimulator:
                                                     "data")
         order_no = self._new_order_no(body)
         currency = str(body["price_currency"])
-        amount = _amount(body["order_amount"], currency, "order_amount")
-        if amount <= 0:
-            raise _Refusal("INVALID_PARAMETER", "order_amount must be positive")
+        amount = _order_amount(body, currency)
         for name, limit in (("description", m.MAX_DESCRIPTION), ("notify_url", m.MAX_URL),
                             ("return_url", m.MAX_URL)):
             _limit(body, name, limit)
@@ -901,9 +896,7 @@ class CodePaySimulator:
         return {"pay_url": self.url + CHECKOUT_PATH + token}
 
     def _revoke(self, body: dict[str, Any]) -> dict[str, Any]:
-        order = self.orders.get(str(body["merchant_order_no"]))
-        if order is None:
-            raise _Refusal("ORDER_NOT_EXIST")
+        order = self._known(str(body["merchant_order_no"]))
         if order.channel is not Channel.CHECKOUT:
             raise _Refusal("REVOKE_NOT_SUPPORTED", "not an online order")
         self._stop_terminal(order)
@@ -1237,6 +1230,14 @@ def _amount(value: object, currency: str, name: str) -> int:
         return parse_amount(str(value), currency)
     except AmountError as exc:
         raise _Refusal("INVALID_PARAMETER", f"{name}: {exc}") from exc
+
+
+def _order_amount(body: Mapping[str, Any], currency: str) -> int:
+    """``order_amount`` in minor units; it must be positive."""
+    amount = _amount(body["order_amount"], currency, "order_amount")
+    if amount <= 0:
+        raise _Refusal("INVALID_PARAMETER", "order_amount must be positive")
+    return amount
 
 
 def _optional_amount(body: Mapping[str, Any], name: str, currency: str) -> int:

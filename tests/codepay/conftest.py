@@ -50,6 +50,16 @@ def vector_sig(name: str) -> str:
     return (VECTORS / f"{name}.sig").read_text(encoding="ascii").strip()
 
 
+def signed_answer(key: RSAPrivateKey, data: dict[str, Any] | None, code: str = "0",
+                  msg: str = "success") -> bytes:
+    """A gateway answer ``{code, msg, psn[, data], sign}`` signed with ``key``, as sent."""
+    body: dict[str, Any] = {"code": code, "msg": msg, "psn": "08290344008038160280"}
+    if data is not None:
+        body["data"] = data
+    body["sign"] = sign(body, key)
+    return m.dumps(body).encode()
+
+
 def merchant_private() -> RSAPrivateKey:
     return load_private_key((VECTORS / "rsa2048.pem").read_bytes())
 

@@ -13,7 +13,7 @@ from posbridge.providers.base import Outcome, PaymentOrder, ProviderReport, TxnK
 from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay.signing import sign
 
-from .conftest import MERCHANT_NO, TERMINAL
+from .conftest import MERCHANT_NO, TERMINAL, signed_answer
 
 
 def po(kind: TxnKind = TxnKind.SALE, amount: int = 1000, **fields: Any) -> PaymentOrder:
@@ -26,15 +26,6 @@ def po(kind: TxnKind = TxnKind.SALE, amount: int = 1000, **fields: Any) -> Payme
 def body_of(order: PaymentOrder) -> dict[str, object]:
     return m.create_body(order, merchant_no=MERCHANT_NO, store_no=None, notify_url=None,
                          expires_s=60)
-
-
-def answer(key: RSAPrivateKey, data: dict[str, Any] | None, code: str = "0",
-           msg: str = "success") -> bytes:
-    body: dict[str, Any] = {"code": code, "msg": msg, "psn": "1"}
-    if data is not None:
-        body["data"] = data
-    body["sign"] = sign(body, key)
-    return m.dumps(body).encode()
 
 
 # -- trans_type and route ----------------------------------------------------------------------
@@ -241,33 +232,33 @@ def test_refund_submit_answer_without_status_is_pending_never_closable(
         gateway_key: RSAPrivateKey) -> None:
     order = po(TxnKind.REFUND, 500, card_present=False, orig_order_no="S1")
     report = m.parse_refund_submit_response(
-        answer(gateway_key, {"trans_no": "519018719199919", "trans_amount": "5.00",
+        signed_answer(gateway_key, {"trans_no": "519018719199919", "trans_amount": "5.00",
                              "trans_fee_c": "0", "vat_amount": "0"}),
         order, gateway_key=gateway_key.public_key())
     assert (report.outcome, report.provider_ref, report.amount, report.closable) == (
         Outcome.PENDING, "519018719199919", 500, False)
     stated = m.parse_refund_submit_response(
-        answer(gateway_key, {"trans_no": "5", "trans_status": 9, "order_amount": "5.00"}),
+        signed_answer(gateway_key, {"trans_no": "5", "trans_status": 9, "order_amount": "5.00"}),
         order, gateway_key=gateway_key.public_key())
     assert (stated.outcome, stated.closable) == (Outcome.PENDING, False)
     with pytest.raises(OutcomeUnknown):
-        m.parse_refund_submit_response(answer(gateway_key, None, code="ORDER_DUPLICATE"),
+        m.parse_refund_submit_response(signed_answer(gateway_key, None, code="ORDER_DUPLICATE"),
                                        order, gateway_key=gateway_key.public_key())
 
 
 def test_checkout_answer_gives_the_pay_url_exactly(gateway_key: RSAPrivateKey) -> None:
     url = "https://pay.example/checkout/ab_C-1?x=1&y=ü"
-    report = m.parse_checkout_response(answer(gateway_key, {"pay_url": url}),
+    report = m.parse_checkout_response(signed_answer(gateway_key, {"pay_url": url}),
                                        po(TxnKind.CHECKOUT_QR),
                                        gateway_key=gateway_key.public_key())
     assert (report.outcome, report.closable, report.qr_text, report.provider_ref) == (
         Outcome.PENDING, True, url, None)
     for data in ({}, {"pay_url": ""}, {"pay_url": 5}):
         with pytest.raises(OutcomeUnknown):
-            m.parse_checkout_response(answer(gateway_key, data), po(TxnKind.CHECKOUT_QR),
+            m.parse_checkout_response(signed_answer(gateway_key, data), po(TxnKind.CHECKOUT_QR),
                                       gateway_key=gateway_key.public_key())
     with pytest.raises(OutcomeUnknown):
-        m.parse_checkout_response(answer(gateway_key, None, code="E", msg="duplicate order"),
+        m.parse_checkout_response(signed_answer(gateway_key, None, code="E", msg="duplicate order"),
                                   po(TxnKind.CHECKOUT_QR), gateway_key=gateway_key.public_key())
 
 
@@ -279,7 +270,7 @@ def test_checkout_answer_gives_the_pay_url_exactly(gateway_key: RSAPrivateKey) -
 def test_tip_adjustment_answers_at_once(gateway_key: RSAPrivateKey, data: dict[str, Any] | None,
                                         outcome: Outcome, tip: int | None) -> None:
     order = po(TxnKind.TIP_ADJUST, 150, tip=450, orig_order_no="S1")
-    report = m.parse_tip_adjustment_response(answer(gateway_key, data), order,
+    report = m.parse_tip_adjustment_response(signed_answer(gateway_key, data), order,
                                              gateway_key=gateway_key.public_key())
     assert (report.order_no, report.outcome, report.tip, report.amount) == (
         "N1", outcome, tip, None)
@@ -288,7 +279,7 @@ def test_tip_adjustment_answers_at_once(gateway_key: RSAPrivateKey, data: dict[s
 
 def test_a_refused_tip_adjustment_is_rejected(gateway_key: RSAPrivateKey) -> None:
     with pytest.raises(ProviderRejected) as err:
-        m.parse_tip_adjustment_response(answer(gateway_key, None, code="BATCH_CLOSED"),
+        m.parse_tip_adjustment_response(signed_answer(gateway_key, None, code="BATCH_CLOSED"),
                                         po(TxnKind.TIP_ADJUST, orig_order_no="S1"),
                                         gateway_key=gateway_key.public_key())
     assert err.value.provider_code == "BATCH_CLOSED"
@@ -335,12 +326,12 @@ def test_a_query_stating_another_trans_type_is_unknown(gateway_key: RSAPrivateKe
     key = gateway_key.public_key()
     data = {"trans_status": 2, "trans_type": 3, "order_amount": "5.00"}
     refund = po(TxnKind.REFUND, 500, orig_kind=TxnKind.SALE, orig_order_no="S1")
-    assert m.parse_query_response(answer(gateway_key, data), refund, gateway_key=key,
+    assert m.parse_query_response(signed_answer(gateway_key, data), refund, gateway_key=key,
                                   trans_types=m.query_trans_types(refund)).amount == 500
     completion_refund = po(TxnKind.REFUND, 500, orig_kind=TxnKind.COMPLETION,
                            orig_order_no="P1")
     with pytest.raises(OutcomeUnknown, match="trans_type 3"):
-        m.parse_query_response(answer(gateway_key, data), completion_refund, gateway_key=key,
+        m.parse_query_response(signed_answer(gateway_key, data), completion_refund, gateway_key=key,
                                trans_types=m.query_trans_types(completion_refund))
 
 

@@ -26,20 +26,12 @@ from .conftest import (
     merchant_private,
     merchant_public,
     order,
+    signed_answer,
     vector_params,
     vector_sig,
 )
 
 NOW = 1_709_106_082.819
-
-
-def answer(key: RSAPrivateKey, data: dict[str, Any] | None, code: str = "0",
-           msg: str = "success") -> bytes:
-    body: dict[str, Any] = {"code": code, "msg": msg, "psn": "08290344008038160280"}
-    if data is not None:
-        body["data"] = data
-    body["sign"] = sign(body, key)
-    return m.dumps(body).encode()
 
 
 def test_sale_body_has_every_required_field_in_its_wire_form() -> None:
@@ -132,7 +124,7 @@ def test_verified_answer_gives_its_data(gateway_key: RSAPrivateKey) -> None:
 
 def test_answer_signed_by_another_key_is_bad_signature(
         gateway_key: RSAPrivateKey, stranger_key: RSAPrivateKey) -> None:
-    forged = answer(stranger_key, {"trans_no": "5021", "trans_status": 2})
+    forged = signed_answer(stranger_key, {"trans_no": "5021", "trans_status": 2})
     with pytest.raises(BadSignature):
         m.parse_response(forged, gateway_key=gateway_key.public_key())
     with pytest.raises(BadSignature):
@@ -149,7 +141,7 @@ def test_an_unsigned_refusal_is_not_believed_but_its_words_are_kept(
 
 def test_answer_with_altered_data_or_no_sign_is_bad_signature(
         gateway_key: RSAPrivateKey) -> None:
-    good = json.loads(answer(gateway_key, {"trans_status": 1}))
+    good = json.loads(signed_answer(gateway_key, {"trans_status": 1}))
     altered = {**good, "data": {"trans_status": 2}}
     unsigned = {k: v for k, v in good.items() if k != "sign"}
     for body in (altered, unsigned):
@@ -159,7 +151,7 @@ def test_answer_with_altered_data_or_no_sign_is_bad_signature(
 
 def test_refused_failure_answers_with_bad_signature_are_not_rejections(
         gateway_key: RSAPrivateKey, stranger_key: RSAPrivateKey) -> None:
-    forged_refusal = answer(stranger_key, None, code="ORDER_STATUS_ERROR", msg="nope")
+    forged_refusal = signed_answer(stranger_key, None, code="ORDER_STATUS_ERROR", msg="nope")
     with pytest.raises(BadSignature):
         m.parse_response(forged_refusal, gateway_key=gateway_key.public_key())
 
@@ -173,8 +165,9 @@ def test_unparseable_answers_are_outcome_unknown(gateway_key: RSAPrivateKey,
 
 def test_refusal_is_provider_rejected_with_code(gateway_key: RSAPrivateKey) -> None:
     with pytest.raises(ProviderRejected) as err:
-        m.parse_response(answer(gateway_key, None, code="INVALID_PARAMETER", msg="bad field"),
-                         gateway_key=gateway_key.public_key())
+        m.parse_response(
+            signed_answer(gateway_key, None, code="INVALID_PARAMETER", msg="bad field"),
+            gateway_key=gateway_key.public_key())
     assert err.value.provider_code == "INVALID_PARAMETER"
     assert "bad field" in err.value.message
 
@@ -184,14 +177,14 @@ def test_refusal_is_provider_rejected_with_code(gateway_key: RSAPrivateKey) -> N
 def test_duplicate_create_is_outcome_unknown_not_a_rejection(
         gateway_key: RSAPrivateKey, code: str, msg: str) -> None:
     with pytest.raises(OutcomeUnknown) as err:
-        m.parse_create_response(answer(gateway_key, None, code=code, msg=msg), order("S1"),
+        m.parse_create_response(signed_answer(gateway_key, None, code=code, msg=msg), order("S1"),
                                 gateway_key=gateway_key.public_key())
     assert not isinstance(err.value, BadSignature)
 
 
 def test_create_answer_is_pending_closable(gateway_key: RSAPrivateKey) -> None:
     report = m.parse_create_response(
-        answer(gateway_key, {"message_id": "M1", "trans_no": "5021",
+        signed_answer(gateway_key, {"message_id": "M1", "trans_no": "5021",
                              "terminal_online_status": "offline"}),
         order("S1"), gateway_key=gateway_key.public_key())
     assert (report.outcome, report.closable, report.provider_ref, report.terminal_online) == (
@@ -201,7 +194,7 @@ def test_create_answer_is_pending_closable(gateway_key: RSAPrivateKey) -> None:
 @pytest.mark.parametrize(("code", "msg"), [("ORDER_NOT_EXIST", "x"), ("1", "order not exist")])
 def test_query_of_unknown_order_is_not_found(gateway_key: RSAPrivateKey, code: str,
                                              msg: str) -> None:
-    report = m.parse_query_response(answer(gateway_key, None, code=code, msg=msg),
+    report = m.parse_query_response(signed_answer(gateway_key, None, code=code, msg=msg),
                                     order("S1"), gateway_key=gateway_key.public_key())
     assert report.outcome is Outcome.NOT_FOUND
 
