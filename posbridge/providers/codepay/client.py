@@ -271,8 +271,9 @@ class CodePayProvider(Provider):
         A terminal order: ``wisehub.cloud.pay.close`` (only a not-yet-paid order, status 9).
         A checkout: ``order.revoker`` (Cancel Order), which closes an unpaid order but REFUNDS
         a paid one, so it must only be asked for an order still unpaid as the engine knows it;
-        as a further guard the order is queried first and a paid one is not revoked (a
-        payment in the moment between the two calls would still be returned to the payer).
+        as a further guard the order is queried first and only one still awaiting payment
+        (status 9) is revoked (a payment in the moment between the two calls would still be
+        returned to the payer).
         A refund without the card and a tip adjustment cannot be closed.
         """
         which = m.route(order)
@@ -284,6 +285,8 @@ class CodePayProvider(Provider):
             now = await self.query(order)
             if now.outcome is not Outcome.PENDING:
                 raise ProviderRejected(f"the checkout is {now.outcome.value}: not revoked")
+            if not now.closable:  # status 0: the customer is paying right now
+                raise ProviderRejected("the checkout is being paid: not revoked")
             business = m.revoke_body(merchant_no=self._merchant_no,
                                      merchant_order_no=order.order_no)
             body = await self._post(m.REVOKE, business, order_no=order.order_no)
