@@ -201,7 +201,12 @@ TRANS_TYPES: Final[Mapping[tuple[TxnKind, TxnKind | None], TransType]] = {
 }
 
 #: What ``tip_adjustment_amount`` means (the seed does not say): the new total tip, or the
-#: change to the tip. A configuration switch (``[codepay] tip_adjustment_amount``).
+#: change to the tip. A configuration switch (``[codepay] tip_adjustment_amount``), "total"
+#: by default: CodePay's own public clients send one tip amount for the original's
+#: merchant_order_no as the cashier types it (codepay-us/codepay-register-sdk-android,
+#: TipAdjustmentActivity; codepay-us/gateway-api-sdk-java, TipAdjustmentRequest), the seed's
+#: other Tip Adjustment section calls its field the "tip amount to be added or modified", and
+#: ECR Hub integrations describe the call as setting or changing the tip.
 TipAdjustmentMode = Literal["total", "delta"]
 TIP_ADJUSTMENT_MODES: Final[tuple[TipAdjustmentMode, ...]] = ("total", "delta")
 
