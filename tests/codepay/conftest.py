@@ -8,16 +8,23 @@ of the two would fail verification).
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
+from posbridge.errors import ProviderRejected
 from posbridge.keyfiles import generate_rsa_pem, load_private_key, load_public_key
 from posbridge.providers.base import Outcome, PaymentOrder, ProviderReport, TxnKind
-from posbridge.providers.codepay.client import CodePayProvider
+from posbridge.providers.codepay import messages as m
+from posbridge.providers.codepay.client import ENTRY_PATH, CodePayProvider
+from posbridge.providers.codepay.signing import sign
 from posbridge.sandbox.codepay_sim import CodePaySimulator
 from tests.notify_receiver import Receiver, listening
 
@@ -29,6 +36,28 @@ MERCHANT_NO = "302300000926"
 STORE_NO = "4123000005"
 TERMINAL = "WPYB002248000865"
 DELAY = 0.05  # the simulated card holder's time; every wait in these tests is a multiple
+
+
+def vector_params(name: str) -> dict[str, Any]:
+    """The fields of vector ``name`` as they travel (JSON numbers with a fraction as Decimal)."""
+    text = (VECTORS / f"{name}.params.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text, parse_float=Decimal)
+    return loaded
+
+
+def vector_sig(name: str) -> str:
+    """The openssl-made signature of vector ``name``."""
+    return (VECTORS / f"{name}.sig").read_text(encoding="ascii").strip()
+
+
+def signed_answer(key: RSAPrivateKey, data: dict[str, Any] | None, code: str = "0",
+                  msg: str = "success") -> bytes:
+    """A gateway answer ``{code, msg, psn[, data], sign}`` signed with ``key``, as sent."""
+    body: dict[str, Any] = {"code": code, "msg": msg, "psn": "08290344008038160280"}
+    if data is not None:
+        body["data"] = data
+    body["sign"] = sign(body, key)
+    return m.dumps(body).encode()
 
 
 def merchant_private() -> RSAPrivateKey:
@@ -110,3 +139,41 @@ async def until_outcome(provider: CodePayProvider, po: PaymentOrder, outcome: Ou
             if report.outcome is outcome:
                 return report
             await asyncio.sleep(DELAY / 5)
+
+
+# -- raw requests to the simulator, signed like a merchant ------------------------------------
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def create_fields(order_no: str = "SIM1", **extra: Any) -> dict[str, Any]:
+    return {"merchant_no": MERCHANT_NO, "terminal_sn": TERMINAL,
+            "message_receiving_application": "CodePay Register", "price_currency": "USD",
+            "order_amount": "1.00", "trans_type": 1, "merchant_order_no": order_no,
+            "description": "d", "expires": 60, "api_version": "2.0", **extra}
+
+
+async def call(session: aiohttp.ClientSession, sim: CodePaySimulator, method: str,
+               business: dict[str, Any], gateway_key: RSAPrivateKey,
+               **envelope_changes: Any) -> dict[str, object]:
+    """Sign like a merchant, apply ``envelope_changes`` (re-signed), post, verify the answer."""
+    body = m.envelope(method, business, app_id=APP_ID, sign_type="RSA2", now_s=time.time(),
+                      private_key=merchant_private())
+    if envelope_changes:
+        body.update(envelope_changes)
+        body = {k: v for k, v in body.items() if v is not None and k != "sign"}
+        body["sign"] = sign(body, merchant_private())
+    async with session.post(sim.url + ENTRY_PATH, data=m.dumps(body).encode()) as resp:
+        raw = await resp.read()
+    return m.parse_response(raw, gateway_key=gateway_key.public_key())
+
+
+async def refused_code(session: aiohttp.ClientSession, sim: CodePaySimulator, method: str,
+                       business: dict[str, Any], gateway_key: RSAPrivateKey,
+                       **changes: Any) -> str | None:
+    with pytest.raises(ProviderRejected) as err:
+        await call(session, sim, method, business, gateway_key, **changes)
+    return err.value.provider_code

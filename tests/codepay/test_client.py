@@ -137,7 +137,7 @@ async def test_open_batch_and_batch_close(provider: CodePayProvider,
     await provider.create(order("B1", 1000))
     await until_outcome(provider, order("B1", 1000), Outcome.APPROVED)
     await provider.create(order("B1R", 250, kind=TxnKind.REFUND, orig="B1"))
-    await until_outcome(provider, order("B1R", 250), Outcome.APPROVED)
+    await until_outcome(provider, order("B1R", 250, kind=TxnKind.REFUND), Outcome.APPROVED)
     figures = await provider.open_batch(TERMINAL)
     assert figures == {"count": 2, "total_amount": "7.50", "price_currency": "USD"}
     assert sim.requests[-1]["terminal_sn_list"] == [TERMINAL]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -15,22 +16,22 @@ from posbridge.errors import (
     OutcomeUnknown,
     ProviderRejected,
 )
-from posbridge.providers.base import Outcome, TxnKind
+from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
 from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay.signing import sign, verify
 
-from .conftest import MERCHANT_NO, TERMINAL, merchant_private, merchant_public, order
+from .conftest import (
+    MERCHANT_NO,
+    TERMINAL,
+    merchant_private,
+    merchant_public,
+    order,
+    signed_answer,
+    vector_params,
+    vector_sig,
+)
 
 NOW = 1_709_106_082.819
-
-
-def answer(key: RSAPrivateKey, data: dict[str, Any] | None, code: str = "0",
-           msg: str = "success") -> bytes:
-    body: dict[str, Any] = {"code": code, "msg": msg, "psn": "08290344008038160280"}
-    if data is not None:
-        body["data"] = data
-    body["sign"] = sign(body, key)
-    return m.dumps(body).encode()
 
 
 def test_sale_body_has_every_required_field_in_its_wire_form() -> None:
@@ -39,7 +40,8 @@ def test_sale_body_has_every_required_field_in_its_wire_form() -> None:
     assert body == {
         "merchant_no": MERCHANT_NO, "store_no": "ST1", "terminal_sn": TERMINAL,
         "message_receiving_application": "CodePay Register", "price_currency": "USD",
-        "order_amount": "12.34", "tip_amount": "1.50", "trans_type": 1,
+        "order_amount": "12.34", "tip_amount": "1.50", "on_screen_tip": None,
+        "cashback_amount": None, "trans_type": 1,
         "merchant_order_no": "S1", "orig_merchant_order_no": None, "description": "test S1",
         "notify_url": "http://127.0.0.1/notify", "expires": 180, "api_version": "2.0",
     }
@@ -122,7 +124,7 @@ def test_verified_answer_gives_its_data(gateway_key: RSAPrivateKey) -> None:
 
 def test_answer_signed_by_another_key_is_bad_signature(
         gateway_key: RSAPrivateKey, stranger_key: RSAPrivateKey) -> None:
-    forged = answer(stranger_key, {"trans_no": "5021", "trans_status": 2})
+    forged = signed_answer(stranger_key, {"trans_no": "5021", "trans_status": 2})
     with pytest.raises(BadSignature):
         m.parse_response(forged, gateway_key=gateway_key.public_key())
     with pytest.raises(BadSignature):
@@ -139,7 +141,7 @@ def test_an_unsigned_refusal_is_not_believed_but_its_words_are_kept(
 
 def test_answer_with_altered_data_or_no_sign_is_bad_signature(
         gateway_key: RSAPrivateKey) -> None:
-    good = json.loads(answer(gateway_key, {"trans_status": 1}))
+    good = json.loads(signed_answer(gateway_key, {"trans_status": 1}))
     altered = {**good, "data": {"trans_status": 2}}
     unsigned = {k: v for k, v in good.items() if k != "sign"}
     for body in (altered, unsigned):
@@ -149,7 +151,7 @@ def test_answer_with_altered_data_or_no_sign_is_bad_signature(
 
 def test_refused_failure_answers_with_bad_signature_are_not_rejections(
         gateway_key: RSAPrivateKey, stranger_key: RSAPrivateKey) -> None:
-    forged_refusal = answer(stranger_key, None, code="ORDER_STATUS_ERROR", msg="nope")
+    forged_refusal = signed_answer(stranger_key, None, code="ORDER_STATUS_ERROR", msg="nope")
     with pytest.raises(BadSignature):
         m.parse_response(forged_refusal, gateway_key=gateway_key.public_key())
 
@@ -163,8 +165,9 @@ def test_unparseable_answers_are_outcome_unknown(gateway_key: RSAPrivateKey,
 
 def test_refusal_is_provider_rejected_with_code(gateway_key: RSAPrivateKey) -> None:
     with pytest.raises(ProviderRejected) as err:
-        m.parse_response(answer(gateway_key, None, code="INVALID_PARAMETER", msg="bad field"),
-                         gateway_key=gateway_key.public_key())
+        m.parse_response(
+            signed_answer(gateway_key, None, code="INVALID_PARAMETER", msg="bad field"),
+            gateway_key=gateway_key.public_key())
     assert err.value.provider_code == "INVALID_PARAMETER"
     assert "bad field" in err.value.message
 
@@ -174,14 +177,14 @@ def test_refusal_is_provider_rejected_with_code(gateway_key: RSAPrivateKey) -> N
 def test_duplicate_create_is_outcome_unknown_not_a_rejection(
         gateway_key: RSAPrivateKey, code: str, msg: str) -> None:
     with pytest.raises(OutcomeUnknown) as err:
-        m.parse_create_response(answer(gateway_key, None, code=code, msg=msg), order("S1"),
+        m.parse_create_response(signed_answer(gateway_key, None, code=code, msg=msg), order("S1"),
                                 gateway_key=gateway_key.public_key())
     assert not isinstance(err.value, BadSignature)
 
 
 def test_create_answer_is_pending_closable(gateway_key: RSAPrivateKey) -> None:
     report = m.parse_create_response(
-        answer(gateway_key, {"message_id": "M1", "trans_no": "5021",
+        signed_answer(gateway_key, {"message_id": "M1", "trans_no": "5021",
                              "terminal_online_status": "offline"}),
         order("S1"), gateway_key=gateway_key.public_key())
     assert (report.outcome, report.closable, report.provider_ref, report.terminal_online) == (
@@ -191,7 +194,7 @@ def test_create_answer_is_pending_closable(gateway_key: RSAPrivateKey) -> None:
 @pytest.mark.parametrize(("code", "msg"), [("ORDER_NOT_EXIST", "x"), ("1", "order not exist")])
 def test_query_of_unknown_order_is_not_found(gateway_key: RSAPrivateKey, code: str,
                                              msg: str) -> None:
-    report = m.parse_query_response(answer(gateway_key, None, code=code, msg=msg),
+    report = m.parse_query_response(signed_answer(gateway_key, None, code=code, msg=msg),
                                     order("S1"), gateway_key=gateway_key.public_key())
     assert report.outcome is Outcome.NOT_FOUND
 
@@ -326,3 +329,70 @@ def test_a_status_that_is_not_ascii_digits_is_unknown(gateway_key: RSAPrivateKey
         m.parse_notification(json.dumps(note).encode(), gateway_key=gateway_key.public_key(),
                              merchant_no="M")
     assert m.report_from_data({"trans_status": "2"}, "A1", "USD").outcome is Outcome.APPROVED
+
+
+# -- the card lifecycle's request shapes against the openssl vectors ---------------------------
+
+VECTOR_NOTIFY = "https://store-42.example/notify/codepay"
+REASON = "Customer returned the blue mug; chipped rim, no replacement want"  # 64 characters
+
+
+def _po(order_no: str, kind: TxnKind, amount: int, **fields: Any) -> PaymentOrder:
+    fields.setdefault("currency", "USD")
+    return PaymentOrder(order_no=order_no, kind=kind, amount=amount, **fields)
+
+
+def _terminal_body(po: PaymentOrder, *, store: bool, notify: bool) -> dict[str, object]:
+    return m.create_body(po, merchant_no="SANDBOX000001",
+                         store_no="SANDBOXSTORE1" if store else None,
+                         notify_url=VECTOR_NOTIFY if notify else None, expires_s=180)
+
+
+VECTOR_BODIES: dict[str, tuple[str, Callable[[], dict[str, object]]]] = {
+    "preauth": (m.CREATE, lambda: _terminal_body(_po(
+        "PA1", TxnKind.PREAUTH, 5000, terminal_sn=TERMINAL, description="Room 12",
+        on_screen_tip=True), store=True, notify=True)),
+    "completion": (m.CREATE, lambda: _terminal_body(_po(
+        "PC1", TxnKind.COMPLETION, 4250, tip=500, terminal_sn=TERMINAL, description="Room 12",
+        orig_order_no="PA1", orig_kind=TxnKind.PREAUTH, orig_amount=5000),
+        store=True, notify=True)),
+    "cashback_sale": (m.CREATE, lambda: _terminal_body(_po(
+        "CB1", TxnKind.SALE, 2000, tip=300, cashback=4000, terminal_sn=TERMINAL),
+        store=False, notify=False)),
+    "sale_on_screen_tip": (m.CREATE, lambda: _terminal_body(_po(
+        "OT1", TxnKind.SALE, 1800, currency="JPY", terminal_sn=TERMINAL,
+        description="Ramen ×2", on_screen_tip=True), store=False, notify=True)),
+    "completion_void": (m.CREATE, lambda: _terminal_body(_po(
+        "PC1V", TxnKind.VOID, 4750, terminal_sn=TERMINAL, orig_order_no="PC1",
+        orig_kind=TxnKind.COMPLETION, orig_amount=4750), store=False, notify=False)),
+    "completion_refund": (m.CREATE, lambda: _terminal_body(_po(
+        "PC1R1", TxnKind.REFUND, 1000, terminal_sn=TERMINAL, orig_order_no="PC1",
+        orig_kind=TxnKind.COMPLETION, description="Teilrückerstattung"),
+        store=False, notify=False)),
+    "refund_submit": (m.REFUND_SUBMIT, lambda: m.refund_submit_body(_po(
+        "R1", TxnKind.REFUND, 500, card_present=False, orig_order_no="S1",
+        orig_kind=TxnKind.SALE, description=REASON + "ed, thanks", terminal_sn=TERMINAL),
+        merchant_no="SANDBOX000001", notify_url=VECTOR_NOTIFY)),
+    "refund_query": (m.REFUND_QUERY, lambda: m.refund_query_body(
+        merchant_no="SANDBOX000001", merchant_order_no="R1")),
+    "tip_adjustment": (m.TIP_ADJUST, lambda: m.tip_adjustment_body(_po(
+        "TA1", TxnKind.TIP_ADJUST, 150, tip=450, orig_tip=300, orig_order_no="S1",
+        orig_kind=TxnKind.SALE), merchant_no="SANDBOX000001", mode="total")),
+    "checkout": (m.CHECKOUT, lambda: m.checkout_body(_po(
+        "CK1", TxnKind.CHECKOUT_QR, 15034, currency="CAD", subject="Iphone 16"),
+        merchant_no="SANDBOX000001", store_no="SANDBOXSTORE1", notify_url=VECTOR_NOTIFY,
+        return_url="https://store-42.example/thanks", expires_s=600)),
+    "revoker": (m.REVOKE, lambda: m.revoke_body(merchant_no="SANDBOX000001",
+                                                merchant_order_no="CK1")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTOR_BODIES))
+def test_each_lifecycle_body_is_the_openssl_vector(name: str) -> None:
+    """The builders make exactly the checked-in request (fields and values), and signing it
+    gives the signature openssl made over the hand-written canonical text."""
+    method, build = VECTOR_BODIES[name]
+    body = m.envelope(method, build(), app_id="sandbox-app", sign_type="RSA2", now_s=NOW,
+                      private_key=merchant_private())
+    assert body == {**vector_params(name), "sign": vector_sig(name)}
+    assert verify(body, merchant_public())

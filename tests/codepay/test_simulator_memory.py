@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from posbridge.errors import ProviderRejected
-from posbridge.providers.base import TxnKind
+from posbridge.providers.base import PaymentOrder, TxnKind
 from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.sandbox.codepay_sim import CodePaySimulator
@@ -58,7 +59,8 @@ async def test_many_orders_leave_at_most_keep(gateway_key: RSAPrivateKey) -> Non
             assert len(recorded) <= KEEP + KEEP // 4
         assert sim.totals() == {"creates": ORDERS + 1, "orders": ORDERS + 1,
                                "forgotten": ORDERS + 1 - KEEP, "kept": KEEP,
-                               "requests": ORDERS + 1, "notifications": 0}
+                               "requests": ORDERS + 1, "notifications": 0,
+                               "tip_adjustments": 0}
         # The inspection helpers answer for recent orders.
         last = f"M{ORDERS - 1}"
         assert sim.create_count(last) == 1 and sim.method_log(last) == [m.CREATE]
@@ -73,6 +75,34 @@ async def test_many_orders_leave_at_most_keep(gateway_key: RSAPrivateKey) -> Non
             await provider.create(order("R2", 60, kind=TxnKind.REFUND, orig=last))
         assert refused.value.provider_code == "REFUND_AMOUNT_EXCEEDED"
         assert len(sim.orders) == KEEP
+    finally:
+        await provider.aclose()
+        await sim.stop()
+
+
+async def test_forgotten_checkouts_take_their_pay_page_with_them(
+        gateway_key: RSAPrivateKey) -> None:
+    sim = CodePaySimulator(app_id=APP_ID, merchant_no=MERCHANT_NO,
+                           gateway_private_key=gateway_key, merchant_public_key=merchant_public(),
+                           approve_delay_s=0.0, keep=5)
+    await sim.start()
+    provider = CodePayProvider(base_url=sim.url, app_id=APP_ID, merchant_no=MERCHANT_NO,
+                               store_no=None, private_key=merchant_private(),
+                               gateway_public_key=gateway_key.public_key(), notify_url=None,
+                               timeout_s=5.0)
+    urls: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            for i in range(12):
+                report = await provider.create(PaymentOrder(
+                    order_no=f"CK{i}", kind=TxnKind.CHECKOUT_QR, amount=100, currency="USD",
+                    expires_s=600))
+                assert report.qr_text is not None
+                urls.append(report.qr_text)
+                await sim.scan_and_pay(f"CK{i}")  # paid: final, so it may be forgotten
+            assert len(sim.orders) == 5 and "CK0" not in sim.orders
+            async with http.get(urls[0]) as old, http.get(urls[-1]) as recent:
+                assert (old.status, recent.status) == (404, 200)
     finally:
         await provider.aclose()
         await sim.stop()

@@ -9,6 +9,22 @@ that talks to aiohttp for CodePay, and its errors become posbridge errors here:
   engine then queries; an HTTP timeout on create is never a failure;
 - HTTP 4xx (e.g. Basic auth refused) and ``code != "0"``: ``ProviderRejected``.
 
+Which API carries an order is :func:`posbridge.providers.codepay.messages.route`:
+
+==========================  ===========================  ===========================  ==========
+order                       create                       query                        close
+==========================  ===========================  ===========================  ==========
+terminal kinds (trans_type  ``wisehub.cloud.pay.order``  ``order.query``              ``wisehub.
+1-8, 11)                                                                              cloud.pay.
+                                                                                      close``
+REFUND, ``card_present``    ``order.refund.submit``      ``order.refund.query``       never
+False
+TIP_ADJUST                  ``tip.adjustment`` (answers  ``order.query`` of the       never
+                            at once)                     original, its tip compared
+CHECKOUT_QR                 ``pay.checkout``             ``order.query``              ``order.
+                                                                                      revoker``
+==========================  ===========================  ===========================  ==========
+
 Nothing is retried here: a create must not be sent twice blindly, and the engine owns retries.
 """
 
@@ -28,12 +44,14 @@ from posbridge.providers.base import (
     BatchFigures,
     Capabilities,
     NotificationAnswer,
+    Outcome,
     Pacing,
     PaymentOrder,
     PreparedCreate,
     Provider,
     ProviderReport,
     TxnKind,
+    invalid_input,
 )
 from posbridge.providers.codepay import messages as m
 
@@ -48,17 +66,24 @@ _HEADERS: Final = {"Content-Type": "application/json; charset=UTF-8"}
 #: A create signed ahead (while the intent commits) is re-signed if it waited longer than
 #: this: its ``timestamp`` must stay well inside the gateway's tolerance.
 PREPARED_MAX_AGE_S: Final = 30.0
+#: Every kind this adapter carries out (see the module's table).
+KINDS: Final = frozenset({TxnKind.SALE, TxnKind.VOID, TxnKind.REFUND, TxnKind.PREAUTH,
+                          TxnKind.PREAUTH_CANCEL, TxnKind.COMPLETION, TxnKind.TIP_ADJUST,
+                          TxnKind.CHECKOUT_QR})
 
 
 class CodePayProvider(Provider):
     """Card payments on CodePay terminals as a :class:`posbridge.providers.base.Provider`.
 
-    ``create`` sends ``wisehub.cloud.pay.order`` (SALE, VOID, REFUND), ``query`` ``order.query``
-    by ``merchant_order_no``, ``close`` ``wisehub.cloud.pay.close``. ``batch_close`` and
-    ``open_batch`` serve the end-of-day flow. ``sign_type="RSA2"`` signs with ``private_key``
-    and verifies answers and notifications with ``gateway_public_key``; ``"NONE"`` uses HTTP
-    Basic auth (answers are then verified only if a gateway key is given, and notifications,
-    which cannot be verified without one, are rejected — results then come by polling).
+    ``create``, ``query`` and ``close`` use the API the module's table names for the order's
+    kind. ``batch_close`` and ``open_batch`` serve the end-of-day flow.
+    ``tip_adjustment`` says what ``tip_adjustment_amount`` carries ("total": the new total
+    tip; "delta": the change); ``completion_max_percent`` is declared in :attr:`caps`;
+    ``return_url`` is where the hosted checkout sends the customer afterwards.
+    ``sign_type="RSA2"`` signs with ``private_key`` and verifies answers and notifications
+    with ``gateway_public_key``; ``"NONE"`` uses HTTP Basic auth (answers are then verified
+    only if a gateway key is given, and notifications, which cannot be verified without
+    one, are rejected — results then come by polling).
     """
 
     name = "codepay"
@@ -80,6 +105,9 @@ class CodePayProvider(Provider):
         clock: Callable[[], float] = time.time,
         open_batch_method: str = m.DEFAULT_OPEN_BATCH_METHOD,
         poll_interval_s: float = 2.0,
+        tip_adjustment: str = "total",
+        completion_max_percent: int = 100,
+        return_url: str | None = None,
     ) -> None:
         if sign_type == "RSA2":
             if private_key is None:
@@ -96,6 +124,16 @@ class CodePayProvider(Provider):
             raise ConfigError("codepay.sign_type", f"must be RSA2 or NONE, not {sign_type!r}")
         if expires_s <= 0:
             raise ConfigError("codepay.expires_s", "must be a positive whole number")
+        if tip_adjustment == "total":
+            self._tip_mode: m.TipAdjustmentMode = "total"
+        elif tip_adjustment == "delta":
+            self._tip_mode = "delta"
+        else:
+            raise ConfigError("codepay.tip_adjustment_amount",
+                              f"must be total or delta, not {tip_adjustment!r}")
+        if completion_max_percent < 100:
+            raise ConfigError("codepay.completion_max_percent", "must be at least 100")
+        self._return_url = return_url or None
         self._url = base_url.rstrip("/") + ENTRY_PATH
         self._app_id = app_id
         self._merchant_no = merchant_no
@@ -113,9 +151,10 @@ class CodePayProvider(Provider):
         self._session: aiohttp.ClientSession | None = None
         self._log = log.bind(provider=self.name, merchant_no=merchant_no)
         self.caps = Capabilities(
-            kinds=frozenset({TxnKind.SALE, TxnKind.VOID, TxnKind.REFUND}),
+            kinds=KINDS,
             pacing=Pacing(expires_s=expires_s, poll_interval_s=poll_interval_s),
-            sign_ahead=True, batch_close=True, batch_figures=True)
+            sign_ahead=True, batch_close=True, batch_figures=True,
+            completion_max_percent=completion_max_percent)
 
     def __repr__(self) -> str:  # keys and passwords stay out of reprs
         return f"CodePayProvider(url={self._url!r}, app_id={self._app_id!r})"
@@ -126,42 +165,133 @@ class CodePayProvider(Provider):
         """Results are notified to ``url`` (sent as ``notify_url`` with every create)."""
         self._notify_url = url
 
+    def check(self, order: PaymentOrder) -> None:
+        """What CodePay would refuse (an on-screen tip where the seed allows none, cash back
+        on anything but a sale, a checkout of more than 7 days...): -32602 naming the field."""
+        problem = m.order_problem(order)
+        if problem is not None:
+            raise invalid_input(*problem)
+
     def prepare_create(self, order: PaymentOrder) -> PreparedCreate:
-        """The signed ``wisehub.cloud.pay.order`` for ``order``, not sent (see :meth:`create`)."""
+        """The signed create request for ``order``, not sent (see :meth:`create`)."""
+        now = self._clock()
+        method, business = self._create_request(order)
+        return PreparedCreate(order_no=order.order_no, body=self._signed(method, business, now),
+                              signed_at=now)
+
+    def _create_request(self, order: PaymentOrder) -> tuple[str, dict[str, object]]:
+        """The method and business fields that create ``order`` (the module's table)."""
         expires = order.expires_s if order.expires_s > 0 else self._expires_s
         # Without a gateway key a notification cannot be verified and would be refused, so
         # the gateway would retry it for hours: ask for none, results come by polling.
         notify = self._notify_url if self._gateway_key is not None else None
-        business = m.create_body(order, merchant_no=self._merchant_no, store_no=self._store_no,
-                                 notify_url=notify, expires_s=expires)
-        now = self._clock()
-        return PreparedCreate(order_no=order.order_no, body=self._signed(m.CREATE, business, now),
-                              signed_at=now)
+        match m.route(order):
+            case m.Route.REFUND_SUBMIT:
+                return m.REFUND_SUBMIT, m.refund_submit_body(
+                    order, merchant_no=self._merchant_no, notify_url=notify)
+            case m.Route.TIP_ADJUST:
+                return m.TIP_ADJUST, m.tip_adjustment_body(
+                    order, merchant_no=self._merchant_no, mode=self._tip_mode)
+            case m.Route.CHECKOUT:
+                return m.CHECKOUT, m.checkout_body(
+                    order, merchant_no=self._merchant_no, store_no=self._store_no,
+                    notify_url=notify, return_url=self._return_url, expires_s=expires)
+            case m.Route.CREATE_ORDER:
+                return m.CREATE, m.create_body(
+                    order, merchant_no=self._merchant_no, store_no=self._store_no,
+                    notify_url=notify, expires_s=expires)
 
     async def create(self, order: PaymentOrder,
                      prepared: PreparedCreate | None = None) -> ProviderReport:
-        """Push the order to its terminal; the report is PENDING (closable) with ``trans_no``.
+        """Create the order with the API of its kind; the first report.
 
-        The order's ``expires_s`` is sent as ``expires`` (the provider's default if not
-        positive). A lost answer or a "duplicate merchant_order_no" is OutcomeUnknown.
-        ``prepared`` (from :meth:`prepare_create`) is sent as it is when it belongs to this
-        order and is at most ``PREPARED_MAX_AGE_S`` old; otherwise the request is signed now.
+        A terminal order and a checkout are PENDING and closable (the checkout's ``qr_text``
+        is the ``pay_url``); a refund without the card is PENDING (or as stated), never
+        closable; a tip adjustment is final at once (APPROVED with the new total ``tip``, or
+        ProviderRejected). The order's ``expires_s`` is sent as ``expires`` (the provider's
+        default if not positive). A lost answer or a "duplicate merchant_order_no" is
+        OutcomeUnknown. ``prepared`` (from :meth:`prepare_create`) is sent as it is when it
+        belongs to this order and is at most ``PREPARED_MAX_AGE_S`` old; otherwise the
+        request is signed now.
         """
         if (prepared is None or prepared.order_no != order.order_no
                 or not 0 <= self._clock() - prepared.signed_at <= PREPARED_MAX_AGE_S):
             prepared = self.prepare_create(order)
-        body = await self._send(m.CREATE, prepared.body, order_no=order.order_no)
-        return m.parse_create_response(body, order, gateway_key=self._gateway_key)
+        which = m.route(order)
+        body = await self._send(which.value, prepared.body, order_no=order.order_no)
+        key = self._gateway_key
+        match which:
+            case m.Route.REFUND_SUBMIT:
+                return m.parse_refund_submit_response(body, order, gateway_key=key)
+            case m.Route.TIP_ADJUST:
+                return m.parse_tip_adjustment_response(body, order, gateway_key=key)
+            case m.Route.CHECKOUT:
+                return m.parse_checkout_response(body, order, gateway_key=key)
+            case m.Route.CREATE_ORDER:
+                return m.parse_create_response(body, order, gateway_key=key)
 
     async def query(self, order: PaymentOrder) -> ProviderReport:
-        """``order.query`` by ``merchant_order_no``; NOT_FOUND if CodePay has no such order."""
+        """Where the order stands; NOT_FOUND if CodePay has no such order.
+
+        A terminal order or a checkout: ``order.query`` by ``merchant_order_no`` (an answer
+        naming another ``trans_type`` than the one sent is OutcomeUnknown). A refund without
+        the card: ``order.refund.query`` by the refund's number (never closable). A tip
+        adjustment: see :func:`~posbridge.providers.codepay.messages.tip_adjustment_from_original`.
+        """
+        key = self._gateway_key
+        which = m.route(order)
+        if which is m.Route.TIP_ADJUST:
+            return await self._query_tip_adjustment(order)
+        if which is m.Route.REFUND_SUBMIT:
+            business = m.refund_query_body(merchant_no=self._merchant_no,
+                                           merchant_order_no=order.order_no)
+            body = await self._post(m.REFUND_QUERY, business, order_no=order.order_no)
+            return m.parse_query_response(body, order, gateway_key=key, closable=False)
         business = m.query_body(merchant_no=self._merchant_no, merchant_order_no=order.order_no)
         body = await self._post(m.QUERY, business, order_no=order.order_no)
-        return m.parse_query_response(body, order, gateway_key=self._gateway_key)
+        expected = m.query_trans_types(order) if which is m.Route.CREATE_ORDER else None
+        return m.parse_query_response(body, order, gateway_key=key, trans_types=expected)
+
+    async def _query_tip_adjustment(self, order: PaymentOrder) -> ProviderReport:
+        """A lost tip adjustment's answer: ``order.query`` of its original, its tip compared."""
+        if not order.orig_order_no:
+            raise ProviderRejected("a tip_adjust needs the original order number")
+        original = PaymentOrder(order_no=order.orig_order_no, kind=TxnKind.SALE,
+                                amount=0, currency=order.currency)
+        business = m.query_body(merchant_no=self._merchant_no,
+                                merchant_order_no=order.orig_order_no)
+        body = await self._post(m.QUERY, business, order_no=order.order_no,
+                                orig_order_no=order.orig_order_no)
+        report = m.parse_query_response(body, original, gateway_key=self._gateway_key)
+        return m.tip_adjustment_from_original(report, order, mode=self._tip_mode)
 
     async def close(self, order: PaymentOrder) -> None:
-        """``wisehub.cloud.pay.close``: ProviderRejected if CodePay will not close it
-        (only a not-yet-paid order, status 9, can be closed)."""
+        """Withdraw an order not yet paid; ProviderRejected if CodePay will not (or cannot).
+
+        A terminal order: ``wisehub.cloud.pay.close`` (only a not-yet-paid order, status 9).
+        A checkout: ``order.revoker`` (Cancel Order), which closes an unpaid order but REFUNDS
+        a paid one, so it must only be asked for an order still unpaid as the engine knows it;
+        as a further guard the order is queried first and only one still awaiting payment
+        (status 9) is revoked (a payment in the moment between the two calls would still be
+        returned to the payer).
+        A refund without the card and a tip adjustment cannot be closed.
+        """
+        which = m.route(order)
+        if which in (m.Route.REFUND_SUBMIT, m.Route.TIP_ADJUST):
+            raise ProviderRejected(f"a CodePay {order.kind.value} "
+                                   f"{'without the card ' if order.kind is TxnKind.REFUND else ''}"
+                                   "cannot be closed")
+        if which is m.Route.CHECKOUT:
+            now = await self.query(order)
+            if now.outcome is not Outcome.PENDING:
+                raise ProviderRejected(f"the checkout is {now.outcome.value}: not revoked")
+            if not now.closable:  # status 0: the customer is paying right now
+                raise ProviderRejected("the checkout is being paid: not revoked")
+            business = m.revoke_body(merchant_no=self._merchant_no,
+                                     merchant_order_no=order.order_no)
+            body = await self._post(m.REVOKE, business, order_no=order.order_no)
+            m.parse_response(body, gateway_key=self._gateway_key)
+            return
         business = m.close_body(order, merchant_no=self._merchant_no, store_no=self._store_no,
                                 reason="cancelled at the register")
         body = await self._post(m.CLOSE, business, order_no=order.order_no)

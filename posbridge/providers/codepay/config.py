@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Final, Literal
 
 from posbridge.config_table import Table, url_of
+from posbridge.providers.codepay.messages import (
+    MAX_URL,
+    TIP_ADJUSTMENT_MODES,
+    TipAdjustmentMode,
+)
 
 SignType = Literal["RSA2", "NONE"]
 SIGN_TYPES: Final[tuple[SignType, ...]] = ("RSA2", "NONE")
@@ -31,6 +36,13 @@ class CodePayConfig:
     timeout_s: float = 10.0
     # Seed 003 describes "Get Open Batch" without naming its method: a switch (PROVIDERS.md).
     open_batch_method: str = "batch.open.query"
+    # Seed 003 does not say whether tip_adjustment_amount is the new total tip or the change;
+    # CodePay's public clients describe it as setting the tip: "total" (config/README.md).
+    tip_adjustment_amount: TipAdjustmentMode = "total"
+    #: A completion may capture at most this percentage of the authorised amount.
+    completion_max_percent: int = 100
+    #: Where CodePay's hosted checkout sends the customer once done (none: CodePay's page).
+    return_url: str | None = None
 
 
 def parse_section(t: Table) -> CodePayConfig:
@@ -56,7 +68,12 @@ def parse_section(t: Table) -> CodePayConfig:
         basic_auth_user=user, basic_auth_password=password,
         poll_interval_s=t.seconds("poll_interval_s", default=2.0),
         timeout_s=t.seconds("timeout_s", default=10.0),
-        open_batch_method=_method_name(t, "open_batch_method", "batch.open.query"))
+        open_batch_method=_method_name(t, "open_batch_method", "batch.open.query"),
+        tip_adjustment_amount=t.choice("tip_adjustment_amount", TIP_ADJUSTMENT_MODES,
+                                       default="total"),
+        completion_max_percent=t.integer("completion_max_percent", default=100, low=100,
+                                         high=1000),
+        return_url=_return_url(t))
     t.done()
     return config
 
@@ -67,3 +84,10 @@ def _method_name(t: Table, key: str, default: str) -> str:
         raise t.fail(key, f"must be a CodePay method name such as {default!r} "
                           "(dotted lower-case words, at most 32 characters)")
     return name
+
+
+def _return_url(t: Table) -> str | None:
+    url = url_of(t, "return_url", empty_ok=True)
+    if len(url) > MAX_URL:
+        raise t.fail("return_url", f"must be at most {MAX_URL} characters (CodePay's limit)")
+    return url or None

@@ -23,7 +23,9 @@ def build(cfg: CodePayConfig, notify_url: str) -> CodePayProvider:
                             if cfg.gateway_public_key_file else None),
         sign_type=cfg.sign_type, basic_auth=basic, notify_url=notify_url,
         expires_s=cfg.expires_s, timeout_s=cfg.timeout_s,
-        poll_interval_s=cfg.poll_interval_s, open_batch_method=cfg.open_batch_method)
+        poll_interval_s=cfg.poll_interval_s, open_batch_method=cfg.open_batch_method,
+        tip_adjustment=cfg.tip_adjustment_amount,
+        completion_max_percent=cfg.completion_max_percent, return_url=cfg.return_url)
 
 
 PLUGIN = ProviderPlugin(
