@@ -40,7 +40,7 @@ from posbridge.failpoints import failpoint
 from posbridge.journal import Journal, JournalTx, Reads, now_ms
 from posbridge.money import format_amount
 from posbridge.operations import fold_totals
-from posbridge.providers.base import BatchFigures, PaymentOrder, Provider
+from posbridge.providers.base import BatchFigures, Capabilities, PaymentOrder, Provider, TxnKind
 from posbridge.records import BatchRecord, BatchState, Totals, TxnRecord
 from posbridge.views import batch_view
 
@@ -50,9 +50,18 @@ log = structlog.get_logger(__name__)
 Figures = dict[str, tuple[int, int]]
 
 
-def own_figures(totals: dict[str, Totals]) -> Figures:
-    """(count, net) per currency of a batch's totals, as a provider counts them (minor units)."""
-    return {cur: (t.count, t.net) for cur, t in totals.items()}
+Row = tuple[str, int | None, str, int, int, int, int]
+
+
+def own_figures(rows: list[Row], caps: Capabilities) -> Figures:
+    """(count, net) per currency of a provider's transactions in a batch, as that provider
+    counts them (minor units): only the kinds its figures add up, and a count without those
+    that move the total only."""
+    kinds = caps.batch_kinds
+    kept = [r for r in rows if kinds is None or TxnKind(r[2]) in kinds]
+    counted = {cur: t.count for cur, t in fold_totals(
+        [r for r in kept if TxnKind(r[2]) not in caps.batch_uncounted]).items()}
+    return {cur: (counted.get(cur, 0), t.net) for cur, t in fold_totals(kept).items()}
 
 
 def discrepancy(bridge: Figures, provider: list[BatchFigures] | None,
@@ -104,10 +113,12 @@ class Batches:
             out.append(await self.view(batch))
         return out
 
-    async def totals(self, terminal_sn: str, batch_no: int,
-                     provider: str | None = None) -> dict[str, Totals]:
-        rows = await self.journal.read(lambda r: r.batch_rows(terminal_sn, batch_no, provider))
-        return fold_totals(rows)
+    async def totals(self, terminal_sn: str, batch_no: int) -> dict[str, Totals]:
+        return fold_totals(await self._rows(terminal_sn, batch_no))
+
+    async def _rows(self, terminal_sn: str, batch_no: int,
+                    provider: str | None = None) -> list[Row]:
+        return await self.journal.read(lambda r: r.batch_rows(terminal_sn, batch_no, provider))
 
     async def view(self, batch: BatchRecord) -> dict[str, object]:
         return batch_view(batch, await self.totals(batch.terminal_sn, batch.batch_no))
@@ -176,7 +187,7 @@ class Batches:
         closer = self._closer(sn)
         bound = log.bind(terminal=sn, batch_no=no)
         totals = await self.totals(sn, no)
-        bridge = own_figures(await self.totals(sn, no, closer.name))
+        bridge = own_figures(await self._rows(sn, no, closer.name), closer.caps)
         figures, why, open_data = await self._figures(
             closer, batch, await self.journal.read(_members(sn, no, closer.name)))
         own_count = sum(count for count, _net in bridge.values())
@@ -226,7 +237,7 @@ class Batches:
             members = await self.journal.read(_members(sn, no, name))
             if not members:
                 continue
-            bridge = own_figures(await self.totals(sn, no, name))
+            bridge = own_figures(await self._rows(sn, no, name), provider.caps)
             figures, why, _detail = await self._figures(provider, batch, members)
             diff = discrepancy(bridge, figures, why=why)
             if diff:

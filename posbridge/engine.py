@@ -292,14 +292,14 @@ class Engine:
                 raise RequestError(-32602, "invalid_params", "amount must be positive",
                                    field="amount")
         if op.amount is AmountRule.UP_TO_AUTHORISED:
-            assert orig is not None
+            assert orig is not None  # a completion's amount and tip together, at most the hold
             percent = provider.caps.completion_max_percent
-            limit = orig.amount * percent // 100
-            if amount > limit:
+            limit = (orig.amount + orig.tip) * percent // 100
+            if amount + self._tip(req, orig) > limit:
                 raise RequestError(
                     1006, "amount_exceeds_refundable",
-                    f"at most {format_amount(limit, currency, exp)} {currency} can be "
-                    f"completed ({percent} % of the authorised amount)", field="amount")
+                    f"at most {format_amount(limit, currency, exp)} {currency} (tip included) "
+                    f"can be completed ({percent} % of the authorised amount)", field="amount")
         return amount
 
     def _tip(self, req: PaymentRequest, orig: TxnRecord) -> int:
@@ -565,6 +565,7 @@ class Engine:
         delay = cfg.poll_interval_s
         closed_after_expiry = False
         while not rec.is_final and not self._closing:
+            rec = await self._withdraw_if_unshowable(rec)
             now = self._clock()
             if not self._closable(rec):
                 pass  # a lost order without the provider's reference: looked for, not closed
@@ -594,6 +595,18 @@ class Engine:
             rec = await self._reconcile_once(rec)
             if rec.state is State.UNKNOWN:
                 rec = await self._reverse_if_unclear(rec)
+
+    async def _withdraw_if_unshowable(self, rec: TxnRecord) -> TxnRecord:
+        """A QR payment the provider has, but whose QR never reached the bridge (the answer
+        that carried it was lost, and the provider's status answer does not repeat it): no
+        customer can pay it, so it is withdrawn like a cancel."""
+        if (rec.state is not State.IN_PROGRESS or rec.qr_deeplink or rec.cancel_requested
+                or not OPERATIONS[rec.kind].shows_qr):
+            return rec
+        log.warning("qr_lost_withdrawing", order_no=rec.order_no)
+        return await self._update(rec.order_no, cancel_requested=True, error_code="qr_lost",
+                                  error_message="the provider's answer with the QR was lost, "
+                                                "so the order was withdrawn")
 
     def _lost(self, rec: TxnRecord) -> bool:
         """Whether ``rec`` can only be looked for, not asked about: its provider addresses

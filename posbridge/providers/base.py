@@ -185,6 +185,10 @@ class Capabilities:
     #: A completion may capture at most this percentage of the authorised amount (100: no
     #: more than the hold; a provider configured for tips on completion may allow more).
     completion_max_percent: int = 100
+    #: The kinds its batch figures (:meth:`Provider.batch_figures`) add up (None: all), and
+    #: those of them that move the total but not the count (a tip adjustment).
+    batch_kinds: frozenset[TxnKind] | None = None
+    batch_uncounted: frozenset[TxnKind] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

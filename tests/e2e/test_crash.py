@@ -176,3 +176,51 @@ async def test_kill_during_a_crypto_sale_then_restart(
     else:
         assert (txn["state"], creates) == ("approved", 1)
         assert txn_states(events, "KC1").count("approved") == 1
+
+
+@pytest.mark.parametrize(("kind", "failpoint"), [
+    ("completion", "before_create:completion"),    # recorded, not sent
+    ("completion", "create_answered:completion"),  # the gateway took it; not recorded
+    ("tip_adjust", "before_create:tip_adjust"),
+    ("tip_adjust", "create_answered:tip_adjust"),
+])
+async def test_kill_during_a_completion_or_a_tip_adjustment(
+        tmp_path: Path, simulator: dict[str, Any], kind: str, failpoint: str) -> None:
+    """The daemon dies at each instant of a completion or a tip adjustment; after the restart
+    the operation ends approved, the gateway saw it once, and the original shows it."""
+    daemon = Daemon(tmp_path, write_config(tmp_path, simulator, pin=PIN))
+    daemon.start(failpoint=failpoint)
+    try:
+        async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
+            if kind == "completion":
+                first = await ecr.call("preauth", {"terminal": "lane-1", "order_no": "KP1",
+                                                   "amount": "100.00", "currency": "USD"})
+                second = {"order_no": "KP1C", "orig_order_no": "KP1", "amount": "80.00"}
+                method, order_no = "completion", "KP1C"
+            else:
+                first = await ecr.call("sale", {"terminal": "lane-1", "order_no": "KP1",
+                                                "amount": "40.00", "tip": "1.00",
+                                                "currency": "USD"})
+                second = {"order_no": "KP1T", "orig_order_no": "KP1", "tip": "4.00",
+                          "manager_pin": PIN}
+                method, order_no = "tip.adjust", "KP1T"
+            assert first["state"] == "approved"
+            with contextlib.suppress(Exception):  # the daemon dies mid-call
+                await ecr.call(method, second, timeout=15)
+        assert await asyncio.to_thread(daemon.wait_killed) == -signal.SIGKILL
+        txn, events = await final_after_restart(daemon, order_no)
+        async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
+            orig = await ecr.call("status", {"order_no": "KP1"})
+            [batch] = await ecr.call("batch.status", {"terminal": "lane-1"})
+    finally:
+        daemon.stop()
+    assert txn["state"] == "approved", txn
+    assert txn_states(events, order_no).count("approved") == 1
+    methods = (await sim_stats(simulator, order_no if kind == "completion" else "KP1"))[
+        "codepay"]["methods"]
+    if kind == "completion":
+        assert methods.count("wisehub.cloud.pay.order") == 1
+        assert orig["completed_amount"] == "80.00"
+    else:
+        assert methods.count("tip.adjustment") == 1
+        assert batch["totals"]["USD"]["tip_adjustments"] == "3.00"

@@ -154,7 +154,13 @@ class CodePayProvider(Provider):
             kinds=KINDS,
             pacing=Pacing(expires_s=expires_s, poll_interval_s=poll_interval_s),
             sign_ahead=True, batch_close=True, batch_figures=True,
-            completion_max_percent=completion_max_percent)
+            completion_max_percent=completion_max_percent,
+            # What an open batch holds at CodePay: what settles (sales, cashback sales,
+            # completions, voids, refunds; a tip adjustment moves the total only), not the
+            # holds nor the hosted-checkout orders, which belong to no terminal's batch.
+            batch_kinds=frozenset({TxnKind.SALE, TxnKind.COMPLETION, TxnKind.VOID,
+                                   TxnKind.REFUND, TxnKind.TIP_ADJUST}),
+            batch_uncounted=frozenset({TxnKind.TIP_ADJUST}))
 
     def __repr__(self) -> str:  # keys and passwords stay out of reprs
         return f"CodePayProvider(url={self._url!r}, app_id={self._app_id!r})"
