@@ -12,6 +12,10 @@ from posbridge.daemon import Daemon
 
 from .conftest import PIN, Bridge, bridge_config
 
+#: The batch lines protocol 1.1 added, with nothing in them.
+NONE_OF_1_1 = {"preauths": "0.00", "completions": "0.00", "cashback": "0.00",
+               "tip_adjustments": "0.00"}
+
 pytestmark = pytest.mark.timeout(90)
 
 
@@ -41,13 +45,16 @@ async def test_totals_are_exact_per_terminal_and_currency(bridge: Bridge) -> Non
         [lane2] = await ecr.call("batch.status", {"terminal": "lane-2"})
     assert lane1["state"] == "open" and lane1["batch_no"] == 1
     assert lane1["totals"]["USD"] == {"count": 4, "sales": "30.00", "tips": "1.00",
-                                      "refunds": "2.50", "voids": "20.00", "net": "8.50"}
+                                      "refunds": "2.50", "voids": "20.00", "net": "8.50",
+                                      **NONE_OF_1_1}
     assert lane1["totals"]["EUR"]["net"] == "7.00"
     assert lane1["totals"]["CAD"] == {"count": 1, "sales": "8.00", "tips": "0.00",
-                                      "refunds": "0.00", "voids": "0.00", "net": "8.00"}
+                                      "refunds": "0.00", "voids": "0.00", "net": "8.00",
+                                      **NONE_OF_1_1}
     assert lane1["count"] == 6
     assert lane2["totals"] == {"USD": {"count": 1, "sales": "5.00", "tips": "0.00",
-                                       "refunds": "0.00", "voids": "0.00", "net": "5.00"}}
+                                       "refunds": "0.00", "voids": "0.00", "net": "5.00",
+                                       **NONE_OF_1_1}}
 
 
 async def test_close_opens_a_new_batch_and_refuses_voids_of_the_old(bridge: Bridge) -> None:
@@ -95,7 +102,8 @@ async def test_a_close_interrupted_after_sending_resumes_without_closing_twice(
     from posbridge.batches import _begin_close, _mark_sent
     from posbridge.journal import now_ms
 
-    batch = await first.journal.run(lambda tx: _begin_close(tx, "SANDBOX0000000001", now_ms()))
+    batch = await first.journal.run(
+        lambda tx: _begin_close(tx, "SANDBOX0000000001", now_ms(), "codepay"))
     await first.journal.run(lambda tx: _mark_sent(tx, batch, {}))
     provider: Any = first.providers["codepay"]
     await provider.batch_close("SANDBOX0000000001")
@@ -128,7 +136,8 @@ async def test_a_close_interrupted_before_sending_is_sent_once(
     from posbridge.batches import _begin_close
     from posbridge.journal import now_ms
 
-    await first.journal.run(lambda tx: _begin_close(tx, "SANDBOX0000000001", now_ms()))
+    await first.journal.run(
+        lambda tx: _begin_close(tx, "SANDBOX0000000001", now_ms(), "codepay"))
     await first.stop(grace_s=1)
     second = Daemon(cfg)
     await second.start()

@@ -240,9 +240,11 @@ async def test_crypto_sales_count_per_coin_and_the_close_checks_the_statement(
                                                  "terminal": "lane-1"})
             assert txn["state"] == "approved", txn
         [batch] = await ecr.call("batch.status", {"terminal": "lane-1"})
-        assert batch["totals"]["USDT"] == {"count": 2, "sales": "13.900000",
-                                           "refunds": "0.000000", "voids": "0.000000",
-                                           "tips": "0.000000", "net": "13.900000"}
+        zero = "0.000000"
+        assert batch["totals"]["USDT"] == {"count": 2, "sales": "13.900000", "refunds": zero,
+                                           "voids": zero, "tips": zero, "net": "13.900000",
+                                           "preauths": zero, "completions": zero,
+                                           "cashback": zero, "tip_adjustments": zero}
         assert batch["totals"]["BTC"]["net"] == "1.45000000"
         closed = await ecr.call("batch.close", {"terminal": "lane-1"})
         assert closed["discrepancy"] == {}, closed["discrepancy"]
