@@ -54,11 +54,12 @@ from procs import stop_all, wait_file  # bench/procs.py (the script's folder is 
 
 from posbridge import aio, logs
 from posbridge.client import EcrClient
+from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.metrics import EventLoopLagProbe, percentile
 from posbridge.providers.base import PaymentOrder, TxnKind
 from posbridge.providers.ucanpay.client import UCanPayProvider
-from posbridge.keyfiles import load_private_key, load_public_key
-from posbridge.sandbox.runtime import APP_ID, MERCHANT_NO, UCANPAY_MERCHANT
+from posbridge.sandbox.codepay_sim import APP_ID, MERCHANT_NO
+from posbridge.sandbox.ucanpay_sim import MERCHANT_ID as UCANPAY_MERCHANT
 from posbridge.secrets import hash_secret
 
 BLOCK = 20  # direct and bridged alternate in blocks of this many

@@ -47,11 +47,11 @@ from procs import stop_all, wait_file  # bench/procs.py (the script's folder is 
 from posbridge import aio, logs
 from posbridge.client import EcrClient
 from posbridge.errors import OutcomeUnknown
+from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.metrics import percentile
 from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
 from posbridge.providers.codepay.client import CodePayProvider
-from posbridge.keyfiles import load_private_key, load_public_key
-from posbridge.sandbox.runtime import APP_ID, MERCHANT_NO
+from posbridge.sandbox.codepay_sim import APP_ID, MERCHANT_NO
 from posbridge.secrets import hash_secret
 
 BLOCK = 25  # latency: direct and bridged alternate in blocks of this many sales

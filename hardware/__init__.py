@@ -10,5 +10,5 @@
 - :mod:`hardware.print_queue`: one queue per printer, so a printer fault never blocks a payment;
 - :mod:`hardware.displays`: customer displays.
 
-This package never imports the daemon's engine; it only raises :mod:`posbridge.errors`.
+This package imports nothing from ``posbridge``; its errors are :mod:`hardware.errors`.
 """

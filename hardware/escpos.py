@@ -19,8 +19,8 @@ from typing import Literal, Self
 
 from PIL import Image
 
+from hardware.errors import PrinterError
 from hardware.qr import MIN_BORDER, qr_image, qr_matrix
-from posbridge.errors import PrinterError
 
 __all__ = [
     "ALIGN_CENTER",

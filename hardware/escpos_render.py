@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
 
+from hardware.errors import PrinterError
 from hardware.escpos import (
     CODE_PAGE,
     QR_CN,
@@ -30,7 +31,6 @@ from hardware.escpos import (
     QR_FN_STORE,
 )
 from hardware.qr import qr_image
-from posbridge.errors import PrinterError
 
 __all__ = ["CHAR_H", "CHAR_W", "LINE_H", "render", "render_png"]
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from hardware.errors import PrinterError
 from hardware.printers.base import Printer
-from posbridge.errors import PrinterError
 
 __all__ = ["PrintJob", "PrintQueue"]
 

@@ -7,8 +7,9 @@ most of it choosing the mask (see bench/README.md).
 zxing-cpp holds the GIL for its whole C++ call (about 0.3 ms for a 110-character deeplink), so
 even in a worker thread it stalls the event loop: a thread calling it in a loop delayed a 1 ms
 sleep loop by 5 ms at the median (the GIL switch interval), where pillow's PNG encoding in a
-thread delayed it by 0.1 ms. The event loop therefore calls :func:`render_qr_png_async`, which
-renders in a worker *process* of :data:`hardware.qr_pool.POOL` (spawned, and warmed when
+thread delayed it by 0.1 ms. The event loop therefore calls
+:func:`hardware.qr_pool.render_qr_png_async`, which renders in a worker *process* of
+:data:`hardware.qr_pool.POOL` (spawned, and warmed when
 :mod:`posbridge.devices` starts the daemon's devices); before that pool is started, or for the
 calls in flight when a worker dies, it renders in a thread as before. The other renderers that
 draw a QR during a sale (the QR slip's bytes, the file printer's and the file display's
@@ -27,10 +28,7 @@ from typing import Any
 import zxingcpp
 from PIL import Image, ImageOps
 
-from hardware.qr_pool import POOL
-
-__all__ = ["EC_LEVELS", "MIN_BORDER", "qr_image", "qr_matrix", "render_qr_png",
-           "render_qr_png_async"]
+__all__ = ["EC_LEVELS", "MIN_BORDER", "qr_image", "qr_matrix", "render_qr_png"]
 
 # "L" (7 %) is deliberately absent: a wallet QR must survive a crease or a glare.
 EC_LEVELS: tuple[str, ...] = ("M", "Q", "H")
@@ -91,13 +89,3 @@ def render_qr_png(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: st
     out = io.BytesIO()
     qr_image(data, scale=scale, border=border, ec=ec).save(out, format="PNG")
     return out.getvalue()
-
-
-async def render_qr_png_async(
-    data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M"
-) -> bytes:
-    """:func:`render_qr_png` in the render pool's worker process (in a thread when the pool is
-    not started or broke), so the event loop never waits on zxing-cpp or pillow. The same
-    bytes, and the same ValueError for data no QR code holds.
-    """
-    return await POOL.run(render_qr_png, data, scale=scale, border=border, ec=ec)

@@ -51,6 +51,8 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import structlog
 
+from hardware.qr import MIN_BORDER, render_qr_png
+
 __all__ = ["POOL", "RenderPool"]
 
 log = structlog.get_logger(__name__)
@@ -101,8 +103,6 @@ def _serve(conn: Connection) -> None:
 
 def _warm_up() -> int:
     """Import the renderers and draw one QR; returns the worker's pid."""
-    from hardware.qr import render_qr_png
-
     render_qr_png("https://example.com/posbridge-warm-up")
     return os.getpid()
 
@@ -357,3 +357,13 @@ def _fail_over(call: _Call) -> None:
 
 # The daemon's pool: :mod:`posbridge.devices` starts and closes it, the renderers use it.
 POOL = RenderPool()
+
+
+async def render_qr_png_async(
+    data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M"
+) -> bytes:
+    """:func:`hardware.qr.render_qr_png` in the render pool's worker process (in a thread when
+    the pool is not started or broke), so the event loop never waits on zxing-cpp or pillow.
+    The same bytes, and the same ValueError for data no QR code holds.
+    """
+    return await POOL.run(render_qr_png, data, scale=scale, border=border, ec=ec)

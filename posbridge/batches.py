@@ -8,17 +8,22 @@ whose every step is recorded before the next one starts, so a crash anywhere res
 
 1. one unit: *B* becomes ``closing`` and batch *B+1* opens — from here on, transactions that
    become final join *B+1*, and *B*'s totals are frozen;
-2. the provider's open-batch figures are read and compared with *B*'s card totals
-   (a ``discrepancy`` is recorded when they differ);
-3. one unit: ``close_sent`` is recorded, then the provider's ``batch.close`` is called;
+2. each provider that can state figures (``caps.batch_figures``) is asked for them and they
+   are compared with the bridge's own totals of that provider's transactions in *B*: the
+   terminal's own provider (its open batch), and every other provider with approved
+   transactions in *B* (e.g. the crypto sales of the lane, checked against the platform's daily
+   statement). A ``discrepancy`` is recorded when they differ: the terminal provider's at the
+   top level, each other provider's under its name;
+3. one unit: ``close_sent`` is recorded, then the terminal provider's batch close is called
+   (``caps.batch_close``);
 4. one unit: *B* becomes ``closed`` with the provider's answer; ``batch.closed`` is emitted.
 
 On resume, a batch still ``closing`` with ``close_sent`` may or may not have been closed at
-the provider. The provider's open-batch count tells: if it still holds *B*'s card
-transactions the close did not happen and is sent; otherwise — or when the figures cannot be
-read — it is recorded as closed without a second ``batch.close``. A batch is never closed
-twice; if the open-batch figures cannot be read before the first send, the close goes ahead
-and its ``discrepancy`` says the totals could not be checked.
+the provider. The provider's open-batch count tells: if it still holds *B*'s transactions the
+close did not happen and is sent; otherwise — or when the figures cannot be read — it is
+recorded as closed without a second close. A batch is never closed twice; if the figures
+cannot be read before the first send, the close goes ahead and its ``discrepancy`` says the
+totals could not be checked.
 """
 
 from __future__ import annotations
@@ -26,60 +31,54 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
-from typing import Protocol
 
 import structlog
 
 from posbridge.engine import Engine
 from posbridge.errors import PaymentError, RequestError
 from posbridge.failpoints import failpoint
-from posbridge.journal import Journal, JournalTx, now_ms
-from posbridge.money import exponent, format_amount
-from posbridge.records import BatchRecord, BatchState, Totals
+from posbridge.journal import Journal, JournalTx, Reads, now_ms
+from posbridge.money import format_amount
+from posbridge.operations import fold_totals
+from posbridge.providers.base import BatchFigures, PaymentOrder, Provider
+from posbridge.records import BatchRecord, BatchState, Totals, TxnRecord
 from posbridge.views import batch_view
 
 log = structlog.get_logger(__name__)
 
-
-class BatchProvider(Protocol):
-    async def batch_close(self, terminal_sn: str) -> dict[str, object]: ...
-
-    async def open_batch(self, terminal_sn: str) -> dict[str, object]: ...
+#: (count, net) of the bridge's own totals, by currency
+Figures = dict[str, tuple[int, int]]
 
 
-def card_figures(totals: dict[str, Totals]) -> tuple[int, int]:
-    """(count, net) of a batch as the card provider counts them (minor units)."""
-    return sum(t.count for t in totals.values()), sum(t.net for t in totals.values())
+def own_figures(totals: dict[str, Totals]) -> Figures:
+    """(count, net) per currency of a batch's totals, as a provider counts them (minor units)."""
+    return {cur: (t.count, t.net) for cur, t in totals.items()}
 
 
-def provider_figures(data: dict[str, object], currency: str) -> tuple[int, int] | None:
-    """(count, total in minor units) from the provider's open-batch answer, or None."""
-    try:
-        count = int(str(data["count"]))
-        total = Decimal(str(data["total_amount"])) * 10 ** exponent(currency)
-    except (KeyError, ValueError, InvalidOperation):
-        return None
-    if total != total.to_integral_value():
-        return None
-    return count, int(total)
-
-
-def discrepancy(bridge: tuple[int, int], provider: tuple[int, int] | None,
-                currency: str, *, why: str = "no figures in its answer") -> dict[str, object]:
+def discrepancy(bridge: Figures, provider: list[BatchFigures] | None,
+                *, why: str = "no figures in its answer") -> dict[str, object]:
     """Empty when the figures agree; else both sides of every figure that differs.
 
     Without the provider's figures nothing can be compared: that is reported (``why``), never
-    taken as agreement."""
+    taken as agreement. A currency only one side has counts as zero on the other."""
     if provider is None:
         return {"provider": why}
+    stated = {f.currency: f for f in provider}
     out: dict[str, object] = {}
-    if bridge[0] != provider[0]:
-        out["count"] = {"bridge": bridge[0], "provider": provider[0]}
-    if bridge[1] != provider[1]:
-        out["total_amount"] = {"bridge": format_amount(bridge[1], currency),
-                               "provider": format_amount(provider[1], currency),
-                               "currency": currency}
+    for cur in sorted(set(bridge) | set(stated)):
+        count, net = bridge.get(cur, (0, 0))
+        theirs = stated.get(cur)
+        if theirs is None:
+            theirs = BatchFigures(currency=cur, count=0, total=0)
+        if theirs.count is None or theirs.total is None:
+            return {"provider": why}
+        exp = theirs.exponent
+        if count != theirs.count:
+            out["count"] = {"bridge": count, "provider": theirs.count}
+        if net != theirs.total:
+            out["total_amount"] = {"bridge": format_amount(net, cur, exp),
+                                   "provider": format_amount(theirs.total, cur, exp),
+                                   "currency": cur}
     return out
 
 
@@ -88,13 +87,11 @@ class Batches:
         self,
         *,
         engine: Engine,
-        provider: BatchProvider | None,
         identities: Sequence[str],
         on_closed: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.journal: Journal = engine.journal
-        self.provider = provider
         self.identities = tuple(identities)
         self.on_closed = on_closed
         self._locks: dict[str, asyncio.Lock] = {}
@@ -107,20 +104,31 @@ class Batches:
             out.append(await self.view(batch))
         return out
 
+    async def totals(self, terminal_sn: str, batch_no: int,
+                     provider: str | None = None) -> dict[str, Totals]:
+        rows = await self.journal.read(lambda r: r.batch_rows(terminal_sn, batch_no, provider))
+        return fold_totals(rows)
+
     async def view(self, batch: BatchRecord) -> dict[str, object]:
-        totals = await self.journal.read(
-            lambda r: r.batch_totals(batch.terminal_sn, batch.batch_no))
-        return batch_view(batch, totals)
+        return batch_view(batch, await self.totals(batch.terminal_sn, batch.batch_no))
 
     async def history(self, terminal: str, limit: int = 20) -> list[dict[str, object]]:
         sn = self.engine.terminal(terminal).sn
         batches = await self.journal.read(lambda r: r.batches(sn, limit))
         return [await self.view(b) for b in batches]
 
+    def _closer(self, sn: str) -> Provider:
+        """The provider that closes terminal ``sn``'s batch, else 1010."""
+        term = self.engine.terminal(sn)
+        provider = self.engine.providers.get(term.provider)
+        if provider is None or not provider.caps.batch_close:
+            raise RequestError(1010, "not_allowed",
+                               f"no provider that closes batches is configured for {term.name}")
+        return provider
+
     async def close(self, terminal: str, *, identity: str = "manager") -> dict[str, object]:
         term = self.engine.terminal(terminal)
-        if self.provider is None:
-            raise RequestError(1010, "not_allowed", "no card provider is configured")
+        self._closer(term.sn)
         lock = self._locks.setdefault(term.sn, asyncio.Lock())
         async with lock:
             batch = await self.journal.run(lambda tx: _begin_close(tx, term.sn, now_ms()))
@@ -140,35 +148,53 @@ class Batches:
                                 batch_no=batch.batch_no, error=exc.message)
         return len(closing)
 
-    async def _finish(self, batch: BatchRecord) -> dict[str, object]:
-        assert self.provider is not None
-        sn, no = batch.terminal_sn, batch.batch_no
-        bound = log.bind(terminal=sn, batch_no=no)
-        totals = await self.journal.read(lambda r: r.batch_totals(sn, no))
-        card_totals = await self.journal.read(lambda r: r.batch_totals(sn, no, "codepay"))
-        currency = next(iter(card_totals), None) or next(iter(totals), None) or "USD"
-        bridge = card_figures(card_totals)
-        why = "no figures in its answer"
+    async def _figures(self, provider: Provider, batch: BatchRecord,
+                       members: list[TxnRecord]) -> tuple[list[BatchFigures] | None, str, object]:
+        """The provider's figures for its transactions in ``batch`` (None when it cannot say,
+        with why), and its answer for the report."""
+        orders = [PaymentOrder(order_no=r.order_no, kind=r.kind, amount=r.amount,
+                               currency=r.currency, tip=r.tip, terminal_sn=r.terminal_sn,
+                               provider_ref=r.provider_ref, exponent=r.exponent,
+                               created_at_ms=r.created_at) for r in members]
         try:
-            open_data = await self.provider.open_batch(sn)
+            figures = await provider.batch_figures(batch.terminal_sn, orders)
         except PaymentError as exc:
             # The figures only check the bridge's totals: without them the close still goes
             # ahead (the end of day must not hang on a check), and the report says so.
-            bound.warning("open_batch_unavailable", error=exc.message)
-            open_data = {"error": exc.message}
-            why = f"open-batch figures unavailable: {exc.message}"
-        figures = provider_figures(open_data, currency)
-        if batch.close_sent and (bridge[0] == 0 or figures is None or figures[0] < bridge[0]):
+            log.warning("batch_figures_unavailable", terminal=batch.terminal_sn,
+                        batch_no=batch.batch_no, provider=provider.name, error=exc.message)
+            return None, f"open-batch figures unavailable: {exc.message}", {"error": exc.message}
+        detail: object = figures[0].detail if len(figures) == 1 else [
+            dict(f.detail) for f in figures]
+        if any(f.count is None or f.total is None for f in figures):
+            return None, "no figures in its answer", detail
+        return figures, "no figures in its answer", detail
+
+    async def _finish(self, batch: BatchRecord) -> dict[str, object]:
+        sn, no = batch.terminal_sn, batch.batch_no
+        closer = self._closer(sn)
+        bound = log.bind(terminal=sn, batch_no=no)
+        totals = await self.totals(sn, no)
+        bridge = own_figures(await self.totals(sn, no, closer.name))
+        figures, why, open_data = await self._figures(
+            closer, batch, await self.journal.read(_members(sn, no, closer.name)))
+        own_count = sum(count for count, _net in bridge.values())
+        stated_count = sum(f.count or 0 for f in figures) if figures is not None else None
+        if batch.close_sent and (own_count == 0 or stated_count is None
+                                 or stated_count < own_count):
             # The provider no longer holds this batch's transactions: it was closed.
             bound.info("batch_close_already_done")
             result: dict[str, object] = {"resumed": True, "open_batch_after": open_data}
             diff = batch.discrepancy or {}
         else:
-            diff = discrepancy(bridge, figures, currency, why=why) if not batch.close_sent else (
-                batch.discrepancy or {})
+            if batch.close_sent:
+                diff = batch.discrepancy or {}
+            else:
+                diff = discrepancy(bridge, figures, why=why)
+                diff.update(await self._reconcile_others(batch, closer))
             batch = await self.journal.run(lambda tx: _mark_sent(tx, batch, diff))
             try:
-                answer = await self.provider.batch_close(sn)
+                answer = await closer.batch_close(sn)
             except PaymentError as exc:
                 bound.warning("batch_close_failed", error=exc.message)
                 raise RequestError(1008 if exc.provider_code else 1007,
@@ -185,6 +211,30 @@ class Batches:
         if self.on_closed is not None:
             self.on_closed(view)
         return view
+
+    async def _reconcile_others(self, batch: BatchRecord,
+                                closer: Provider) -> dict[str, object]:
+        """Each other provider with approved transactions in ``batch`` that can state figures
+        (e.g. a crypto platform's daily statement), compared with the bridge's: the
+        differences, under each provider's name."""
+        sn, no = batch.terminal_sn, batch.batch_no
+        out: dict[str, object] = {}
+        for name, provider in self.engine.providers.items():
+            if provider is closer or not provider.caps.batch_figures:
+                continue
+            members = await self.journal.read(_members(sn, no, name))
+            if not members:
+                continue
+            bridge = own_figures(await self.totals(sn, no, name))
+            figures, why, _detail = await self._figures(provider, batch, members)
+            diff = discrepancy(bridge, figures, why=why)
+            if diff:
+                out[name] = diff
+        return out
+
+
+def _members(sn: str, no: int, provider: str) -> Callable[[Reads], list[TxnRecord]]:
+    return lambda r: r.batch_members(sn, no, provider)
 
 
 def _ensure_open(sn: str) -> Callable[[JournalTx], BatchRecord]:

@@ -62,8 +62,7 @@ def summary(config: Config) -> str:
     def count(n: int, what: str) -> str:
         return f"{n} {what}{'' if n == 1 else 's'}"
 
-    providers = [name for name, section in (("codepay", config.codepay),
-                                            ("ucanpay", config.ucanpay)) if section]
+    providers = list(config.providers)
     return ", ".join([
         count(len(config.ecr_clients), "register"), count(len(config.terminals), "terminal"),
         count(len(config.displays), "display"), count(len(config.printers), "printer"),

@@ -157,22 +157,34 @@ def _section(name: str, given: dict[str, str], ask: Questions | None,
     """Provider ``name``'s values: those given, those asked for, placeholders for the rest."""
     title = PLUGINS[name].title
     values = {k: typed(v) for k, v in given.items()}
-    try:
-        for _ in range(64):  # bounded: a section has far fewer keys
-            key = first_missing(name, values, given, stand_in)
-            if key is None:
-                return values
-            if ask is None:
-                values[key] = placeholder_for(key)
-                continue
-            values.update(_asked(name, key, title, values, given, ask, stand_in))
-    except ConfigError as exc:
-        raise InitError(f"{exc} (give it with --set {exc.key}=VALUE)") from exc
+    for _ in range(64):  # bounded: a section has far fewer keys
+        try:
+            missing = first_missing(name, values, given, stand_in)
+        except ConfigError as exc:
+            raise InitError(f"{exc} (give it with --set {exc.key}=VALUE)") from exc
+        if missing is None:
+            return values
+        key = missing.key.removeprefix(f"{name}.")
+        if ask is not None:
+            values.update(_asked(name, key, title, missing.problem, values, given, ask,
+                                 stand_in))
+            continue
+        values[key] = placeholder_for(key)
+        try:
+            first_missing(name, values, given, stand_in)
+        except ConfigError as exc:  # a value no placeholder can stand for
+            if exc.key != missing.key:
+                raise InitError(f"{exc} (give it with --set {exc.key}=VALUE)") from exc
+            raise InitError(f"{missing} (give it with --set {missing.key}=VALUE, or choose "
+                            "the providers to set up with --provider)") from exc
     raise InitError(f"[{name}] keeps asking for values")
 
 
-def _asked(name: str, key: str, title: str, values: dict[str, object], given: dict[str, str],
-           ask: Questions, stand_in: Path) -> dict[str, object]:
+def _asked(name: str, key: str, title: str, problem: str, values: dict[str, object],
+           given: dict[str, str], ask: Questions, stand_in: Path) -> dict[str, object]:
+    wants = problem.partition(":")[2].strip()
+    if wants:  # the section says what it wants, e.g. "the accepted coins ... { USDT = 6 }"
+        ask.tell(f"{name}.{key}: {wants}")
     for _ in range(MAX_TRIES):
         reply = ask.ask(f"{name}.{key} ({title})")
         if not reply:

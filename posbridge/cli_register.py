@@ -1,4 +1,5 @@
-"""Command-line register and manager client: ``posbridge sale|void|refund|qr-sale|cancel|status``,
+"""Command-line register and manager client: ``posbridge sale|void|refund|qr-sale|crypto-sale|
+cancel|status``,
 ``posbridge batch status|close``, ``posbridge transactions``, ``posbridge health``.
 
 Each command connects to a running daemon over the ECR protocol (exactly what a register does),
@@ -60,7 +61,7 @@ def register_commands(sub: Any) -> None:
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=_run(_sale))
 
-    p = sub.add_parser("qr-sale", help="wallet QR sale (UCanPay)")
+    p = sub.add_parser("qr-sale", help="wallet QR sale")
     add_connection_options(p)
     p.add_argument("--order-no", required=True)
     p.add_argument("--amount", required=True)
@@ -71,6 +72,21 @@ def register_commands(sub: Any) -> None:
     p.add_argument("--print", dest="print_slip", action="store_true")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=_run(_qr_sale))
+
+    p = sub.add_parser("crypto-sale", help="crypto sale: the customer pays a pay-page QR")
+    add_connection_options(p)
+    p.add_argument("--order-no", required=True)
+    p.add_argument("--amount", required=True, help='decimal string in the coin, e.g. "12.5"')
+    p.add_argument("--coin", required=True, help="a configured coin, e.g. USDT")
+    payer = p.add_mutually_exclusive_group(required=True)
+    payer.add_argument("--open-id", help="the payer's platform open id (scanned from the app)")
+    payer.add_argument("--user-id", help="the payer's platform user id")
+    p.add_argument("--subject")
+    p.add_argument("--display")
+    p.add_argument("--terminal", help="the lane whose batch the sale counts in")
+    p.add_argument("--print", dest="print_slip", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=_run(_crypto_sale))
 
     p = sub.add_parser("void", help="void a card sale (manager)")
     add_connection_options(p)
@@ -220,6 +236,14 @@ async def _qr_sale(ecr: EcrClient, args: argparse.Namespace) -> Any:
               "subject": args.subject, "print": args.print_slip, "wait": not args.no_wait,
               **_opt(args, body="body", display="display")}
     return await ecr.call("qr_sale", params, timeout=args.timeout + 5)
+
+
+async def _crypto_sale(ecr: EcrClient, args: argparse.Namespace) -> Any:
+    payer = {"open_id": args.open_id} if args.open_id else {"user_id": args.user_id}
+    params = {"order_no": args.order_no, "amount": args.amount, "coin": args.coin,
+              "payer": payer, "print": args.print_slip, "wait": not args.no_wait,
+              **_opt(args, subject="subject", display="display", terminal="terminal")}
+    return await ecr.call("crypto_sale", params, timeout=args.timeout + 5)
 
 
 async def _void(ecr: EcrClient, args: argparse.Namespace) -> Any:

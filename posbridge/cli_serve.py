@@ -113,7 +113,7 @@ async def _run_sandbox(args: argparse.Namespace) -> int:
         await daemon.start()
         _write_ready(args.ready_file, daemon)
         try:
-            print(_banner(daemon, data_dir, token, pin), flush=True)
+            print(_banner(daemon, data_dir, token, pin, sims), flush=True)
             await _until_signalled()
         finally:
             await daemon.stop()
@@ -122,25 +122,28 @@ async def _run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(daemon: Any, data_dir: Path, token: str, pin: str) -> str:
-    from posbridge.sandbox.codepay_sim import BEHAVIOURS
-
+def _banner(daemon: Any, data_dir: Path, token: str, pin: str, sims: Any) -> str:
     host = daemon.config.bridge.http_listen.host
     http = f"http://{host}:{daemon.http_port}"
-    cents = "\n".join(f"    .{c:02d}  {what}" for c, what in sorted(BEHAVIOURS.items()))
+    lanes = [lane for _p, _sn, lane in sims.terminals]
+    displays = f"{http}/display/{lanes[0]}" if lanes else "(no lanes)"
+    if len(lanes) > 1:
+        displays += "   (and " + ", ".join(f"/display/{lane}" for lane in lanes[1:]) + ")"
+    behaviours = "\n".join(
+        f"  {spec.title}:" + "".join(f"\n    {rule:>6}  {what}" for rule, what in spec.behaviours)
+        for spec in sims.specs.values() if spec.title)
     return f"""
 posbridge sandbox is running (state in {data_dir})
 
   ECR WebSocket   ws://{daemon.config.bridge.ecr_listen.host}:{daemon.ecr_port}/ecr
   register token  {token}
   manager PIN     {pin}
-  display         {http}/display/lane-1   (and /display/lane-2)
+  display         {displays}
   manager page    {http}/manager
   health          {http}/healthz    metrics {http}/metrics
 
   try:  posbridge sale --terminal lane-1 --order-no A1 --amount 12.00 --currency USD
         posbridge qr-sale --order-no Q1 --amount 8.50 --currency CAD --subject Coffee --print
 
-  simulated terminals decide by the amount's cents:
-{cents}
+{behaviours}
 """

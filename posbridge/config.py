@@ -41,8 +41,9 @@ from typing import Any, Final, Literal, TypeVar
 from posbridge import money
 from posbridge.config_table import Table, name_of, url_of
 from posbridge.errors import ConfigError
+from posbridge.providers.base import notify_path
 from posbridge.providers.codepay.config import CodePayConfig
-from posbridge.providers.registry import PLUGINS, notify_path
+from posbridge.providers.registry import PLUGINS
 from posbridge.providers.ucanpay.config import DEFAULT_DEEPLINK_TEMPLATE, UCanPayConfig
 from posbridge.secrets import check_hash_format, token_tag_of
 

@@ -152,6 +152,38 @@ class Table:
             raise self.fail(name, f"cannot read {path}: {exc.strerror}") from exc
         return path
 
+    def integer_map(self, name: str, *, key_re: re.Pattern[str], low: int = 0,
+                    high: int | None = None) -> dict[str, int] | None:
+        """A table of whole numbers whose keys are data (``{ USDT = 6, BTC = 8 }``), or from
+        the environment the text ``USDT=6,BTC=8``; absent means None. Every key must match
+        ``key_re`` and every number lie in ``[low, high]``."""
+        value = self._get(name)
+        if value is None:
+            return None
+        pairs: list[tuple[object, object]] = []
+        if self._from_env(name) and isinstance(value, str):
+            for item in value.split(","):
+                text_key, sep, digits = item.strip().partition("=")
+                if not sep or not re.fullmatch(r"-?[0-9]{1,18}", digits.strip()):
+                    raise self.fail(name, "must be KEY=NUMBER pairs separated by commas")
+                pairs.append((text_key.strip(), int(digits.strip())))
+        elif isinstance(value, Mapping):
+            pairs = list(value.items())
+        else:
+            raise self.fail(name, f"must be a table ({{ KEY = NUMBER, … }}), not {kind_of(value)}")
+        if not pairs:
+            raise self.fail(name, "must not be empty")
+        out: dict[str, int] = {}
+        for key, number in pairs:
+            if not isinstance(key, str) or not key_re.fullmatch(key):
+                raise self.fail(name, f"{str(key)[:40]!r} is not an accepted key here")
+            if not isinstance(number, int) or isinstance(number, bool) or number < low or (
+                    high is not None and number > high):
+                span = f"from {low} to {high}" if high is not None else f"at least {low}"
+                raise self.fail(name, f"{key}: must be a whole number {span}")
+            out[key] = number
+        return out
+
     # Nesting -----------------------------------------------------------------------------
 
     def table(self, name: str) -> Table:

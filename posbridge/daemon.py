@@ -21,25 +21,22 @@ from aiohttp import web
 from hardware.displays.web import display_routes
 from hardware.escpos import PrinterProfile
 from posbridge.batches import Batches
-from posbridge.config import CodePayConfig, Config, PrinterConfig, UCanPayConfig
+from posbridge.config import Config, PrinterConfig
 from posbridge.devices import Devices, make_display, make_printer
 from posbridge.ecr.hub import EventHub
 from posbridge.ecr.methods import Methods
+from posbridge.ecr.protocol import METHODS
 from posbridge.ecr.server import EcrServer
-from posbridge.engine import Engine, ProviderSettings, TerminalInfo
+from posbridge.engine import Engine, TerminalInfo
 from posbridge.errors import OutcomeUnknown, PaymentError, ProviderRejected, ProviderUnreachable
 from posbridge.http.manager import manager_routes
 from posbridge.http.notify import notify_routes, notify_url
 from posbridge.http.ops import ops_routes
 from posbridge.journal import Journal, now_ms
-from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.lifecycle import Transition
 from posbridge.metrics import Metrics
 from posbridge.providers.base import Provider
-from posbridge.providers.codepay.client import CodePayProvider
-from posbridge.providers.ucanpay.client import UCanPayProvider
-from posbridge.providers.ucanpay.deeplink import build_deeplink
-from posbridge.providers.ucanpay.signing import SignScheme
+from posbridge.providers.registry import PLUGINS
 from posbridge.records import TxnRecord
 from posbridge.sandbox.runtime import Simulators
 from posbridge.sdnotify import SystemdNotifier, run_watchdog
@@ -55,38 +52,6 @@ PROBE_CHECK_S = 30.0
 JOURNAL_FILE = "journal.sqlite"
 
 
-def codepay_provider(cfg: CodePayConfig, notify: str) -> CodePayProvider:
-    basic = None
-    if cfg.sign_type == "NONE":
-        assert cfg.basic_auth_user is not None and cfg.basic_auth_password is not None
-        basic = (cfg.basic_auth_user, cfg.basic_auth_password)
-    return CodePayProvider(
-        base_url=cfg.base_url, app_id=cfg.app_id, merchant_no=cfg.merchant_no,
-        store_no=cfg.store_no,
-        private_key=(load_private_key(cfg.private_key_file.read_bytes())
-                     if cfg.private_key_file else None),
-        gateway_public_key=(load_public_key(cfg.gateway_public_key_file.read_bytes())
-                            if cfg.gateway_public_key_file else None),
-        sign_type=cfg.sign_type, basic_auth=basic, notify_url=notify,
-        expires_s=cfg.expires_s, timeout_s=cfg.timeout_s,
-        open_batch_method=cfg.open_batch_method)
-
-
-def ucanpay_provider(cfg: UCanPayConfig, notify: str) -> UCanPayProvider:
-    return UCanPayProvider(
-        base_url=cfg.base_url, merchant_id=cfg.merchant_id,
-        private_key=(load_private_key(cfg.private_key_file.read_bytes())
-                     if cfg.private_key_file else None),
-        public_key=(load_public_key(cfg.public_key_file.read_bytes())
-                    if cfg.public_key_file else None),
-        scheme=SignScheme(cfg.sign_scheme), md5_key=cfg.md5_key, currency=cfg.currency,
-        # Without a public_url the notify URLs are relative here; set_notify_url gives both
-        # their absolute form once the HTTP listener is bound (see _fix_notify_urls).
-        notify_url=notify,
-        refund_notify_url=notify + "/refund" if notify.startswith("http") else None,
-        qr_timeout_s=cfg.qr_timeout_s, timeout_s=cfg.timeout_s)
-
-
 @dataclass
 class Daemon:
     """Everything that runs, wired once. ``await start()``, then ``await stop()``."""
@@ -99,31 +64,11 @@ class Daemon:
         cfg = self.config
         self.hub = EventHub()
         self.journal = Journal(cfg.bridge.data_dir / JOURNAL_FILE, on_events=self.hub.publish)
-        providers: dict[str, Provider] = {}
-        settings: dict[str, ProviderSettings] = {}
-        if cfg.codepay is not None:
-            providers["codepay"] = codepay_provider(
-                cfg.codepay, notify_url(cfg.bridge.public_url, "codepay"))
-            settings["codepay"] = ProviderSettings(
-                expires_s=cfg.codepay.expires_s, poll_interval_s=cfg.codepay.poll_interval_s)
-        deeplink = None
-        if cfg.ucanpay is not None:
-            providers["ucanpay"] = ucanpay_provider(
-                cfg.ucanpay, notify_url(cfg.bridge.public_url, "ucanpay"))
-            settings["ucanpay"] = ProviderSettings(
-                expires_s=cfg.ucanpay.qr_timeout_s, poll_interval_s=cfg.ucanpay.poll_interval_s,
-                currencies=frozenset({cfg.ucanpay.currency}))
-            template = cfg.ucanpay.deeplink_template
-
-            def deeplink(ref: str, amount: int, item: str) -> str:
-                return build_deeplink(template, ucp_order_no=ref, amount_minor=amount, item=item)
-
-        self.providers = providers
+        self.providers: dict[str, Provider] = build_providers(cfg)
         terminals = tuple(TerminalInfo(sn=t.sn, name=t.name, provider=t.provider,
                                        display=t.display, printer=t.printer)
                           for t in cfg.terminals)
-        self.engine = Engine(journal=self.journal, providers=providers, settings=settings,
-                             terminals=terminals, build_deeplink=deeplink,
+        self.engine = Engine(journal=self.journal, providers=self.providers, terminals=terminals,
                              displays=frozenset(d.name for d in cfg.displays))
         self.engine.listeners.append(self._count_transaction)
         self.engine.on_terminal_status = lambda sn, _online: self._terminal_status(sn)
@@ -138,11 +83,8 @@ class Daemon:
             terminals=terminals, on_fault=self._device_fault,
             on_recovered=self._device_recovered)
         self.engine.listeners.append(self.devices.on_change)
-        codepay = providers.get("codepay")
         self.batches = Batches(
-            engine=self.engine,
-            provider=codepay if isinstance(codepay, CodePayProvider) else None,
-            identities=[c.name for c in cfg.ecr_clients],
+            engine=self.engine, identities=[c.name for c in cfg.ecr_clients],
             on_closed=self._batch_closed)
         self.methods = Methods(engine=self.engine, max_amount=cfg.bridge.max_amount,
                                pin_checker=self.pins, batches=self.batches,
@@ -293,11 +235,12 @@ class Daemon:
         task.add_done_callback(self._status_tasks.discard)
 
     async def _sandbox_pay(self, display: str, order_no: str) -> None:
+        """The display's sandbox button: the customer pays the order shown."""
         assert self.sandbox is not None
         rec = await self.engine.get(order_no)
         if rec is None or rec.provider_ref is None:
             return
-        await self.sandbox.ucanpay.scan_and_pay(rec.provider_ref)
+        await self.sandbox.pay(rec.provider, rec.provider_ref)
 
     @property
     def terminal_online(self) -> dict[str, bool | None]:
@@ -378,10 +321,15 @@ def _reason_label(reason: str | None) -> str:
 
 
 def _bounded_method(method: str) -> str:
-    known = {"auth", "ping", "sale", "void", "refund", "qr_sale", "cancel", "status",
-             "transactions.list", "terminals.list", "batch.status", "batch.close",
-             "events.replay"}
-    return method if method in known else "other"
+    return method if method in METHODS else "other"
+
+
+def build_providers(cfg: Config) -> dict[str, Provider]:
+    """The adapter of every configured provider, made by its plug-in. Without a
+    ``public_url`` the notify URLs are relative until the HTTP listener is bound (see
+    :meth:`Daemon._fix_notify_urls`)."""
+    return {name: PLUGINS[name].build(section, notify_url(cfg.bridge.public_url, name))
+            for name, section in cfg.providers.items()}
 
 
 def journal_path(data_dir: Path) -> Path:

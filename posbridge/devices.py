@@ -7,8 +7,12 @@ trouble is logged, counted and announced to the registers as ``terminal.status``
 and QR slips are drawn in the render pool's worker process (:mod:`hardware.qr_pool`), which
 :meth:`Devices.start` starts and :meth:`Devices.stop` closes.
 
+What a transaction shows or prints follows its row of :data:`posbridge.operations.OPERATIONS`:
+a payment the customer makes by QR (``shows_qr``) shows its QR and prints a QR slip when asked;
+an operation with a receipt prints one when it ends.
+
 Which devices serve a transaction: a card transaction uses its terminal's ``display`` and
-``printer``; a QR sale uses the ``display`` it names, else its terminal's, else the only
+``printer``; a QR payment uses the ``display`` it names, else its terminal's, else the only
 display configured; its slip prints on the printer of the same name as the display, else its
 terminal's printer, else the only printer.
 """
@@ -35,7 +39,7 @@ from posbridge.engine import TerminalInfo
 from posbridge.errors import DeviceError
 from posbridge.lifecycle import State, Transition
 from posbridge.money import format_amount
-from posbridge.providers.base import TxnKind
+from posbridge.operations import OPERATIONS
 from posbridge.records import TxnRecord
 from posbridge.views import rfc3339
 
@@ -135,16 +139,16 @@ class Devices:
 
     def on_change(self, rec: TxnRecord, step: Transition | None) -> None:
         """Called by the engine after each commit."""
-        if rec.kind == TxnKind.QR_SALE:
+        op = OPERATIONS[rec.kind]
+        if op.shows_qr:
             self._qr_change(rec)
-        elif step is not None and step.new.is_final and rec.kind in (
-                TxnKind.SALE, TxnKind.VOID, TxnKind.REFUND, TxnKind.QR_REFUND):
+        elif step is not None and step.new.is_final and op.receipt:
             self._receipt(rec)
 
     def _qr_change(self, rec: TxnRecord) -> None:
         display = self._display_for(rec)
         cur = rec.currency
-        amount = format_amount(rec.amount, cur)
+        amount = format_amount(rec.amount, cur, rec.exponent)
         if rec.state == State.IN_PROGRESS and rec.qr_deeplink:
             frame = DisplayFrame(state=FrameState.QR, amount_text=amount, currency=cur,
                                  deeplink=rec.qr_deeplink, expires_at=rec.expires_at / 1000,
@@ -186,7 +190,7 @@ class Devices:
         cur = rec.currency
         data = card_receipt(
             kind=rec.kind.value, state=rec.state.value,
-            amount_text=format_amount(rec.amount + rec.tip, cur), currency=cur,
+            amount_text=format_amount(rec.amount + rec.tip, cur, rec.exponent), currency=cur,
             card_brand=rec.card_brand, card_last4=rec.card_last4, auth_no=rec.auth_no,
             order_no=rec.order_no, time_text=rfc3339(rec.updated_at) or "",
             profile=self.profiles[printer])
@@ -210,11 +214,12 @@ class Devices:
 
     def _printer_for(self, rec: TxnRecord) -> str | None:
         term = self.terminals.get(rec.terminal_sn or "")
-        for name in (rec.display if rec.kind == TxnKind.QR_SALE else None,
+        shows_qr = OPERATIONS[rec.kind].shows_qr
+        for name in (rec.display if shows_qr else None,
                      term.printer if term else None):
             if name is not None and name in self.queues:
                 return name
-        if len(self.queues) == 1 and (rec.kind == TxnKind.QR_SALE or term is None):
+        if len(self.queues) == 1 and (shows_qr or term is None):
             return next(iter(self.queues))
         return None
 

@@ -49,8 +49,8 @@ from posbridge.errors import (
 )
 from posbridge.init_plan import placeholders_in
 from posbridge.install_files import daemon_account, file_facts
-from posbridge.providers.base import Outcome
-from posbridge.providers.registry import PLUGINS, notify_path
+from posbridge.providers.base import Outcome, notify_path
+from posbridge.providers.registry import PLUGINS
 
 __all__ = ["run_doctor"]
 

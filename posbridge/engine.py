@@ -47,8 +47,9 @@ from posbridge.errors import (
 )
 from posbridge.failpoints import failpoint
 from posbridge.journal import Journal, JournalTx, now_ms
-from posbridge.lifecycle import Signal, State, Transition, transition
-from posbridge.money import AmountError, format_amount, parse_amount
+from posbridge.lifecycle import Facts, Signal, State, Transition, signal_for, transition
+from posbridge.money import AmountError, parse_amount
+from posbridge.operations import OPERATIONS, AmountRule, Operation, row_for
 from posbridge.providers.base import (
     Outcome,
     PaymentOrder,
@@ -57,39 +58,18 @@ from posbridge.providers.base import (
     ProviderReport,
     TxnKind,
 )
-from posbridge.providers.ucanpay.messages import validate_qr_order, validate_refund
-from posbridge.records import Attention, BatchState, TxnRecord
+from posbridge.records import Attention, TxnRecord
 from posbridge.views import txn_view
 
 log = structlog.get_logger(__name__)
 
 Listener = Callable[[TxnRecord, Transition | None], None]
 
-_OUTCOME_SIGNAL = {
-    Outcome.PENDING: Signal.WORKING,
-    Outcome.APPROVED: Signal.APPROVED,
-    Outcome.DECLINED: Signal.DECLINED,
-    Outcome.CANCELLED: Signal.CANCELLED,
-}
 # A create is sent again only when the provider confirms it has no such order; this bounds
 # how often that may happen for one order.
 MAX_CREATE_ATTEMPTS = 5
 # How long a cancel waits past the order's expiry for the provider to confirm the close.
 CANCEL_GRACE_S = 60.0
-# The health probe asks about this order number (letters and digits: valid for every
-# provider); only reachability is read from the answer, never a payment state.
-PROBE_ORDER_NO = "PBHEALTHPROBE"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSettings:
-    """How the engine paces one provider."""
-
-    expires_s: int = 180
-    poll_interval_s: float = 2.0
-    poll_max_s: float = 15.0
-    create_retry_s: float = 1.0
-    currencies: frozenset[str] | None = None  # the currencies it takes (None: any ISO 4217)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +95,37 @@ class _Watch:
 class TerminalInfo:
     sn: str
     name: str
-    provider: str = "codepay"
+    provider: str
     display: str | None = None
     printer: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentRequest:
+    """A register's request to start an operation, in the provider-neutral words of
+    :mod:`posbridge.operations`.
+
+    ``amount`` is in minor units when the register's currency was known when it was read
+    (an ISO 4217 ``currency``); otherwise ``amount_text`` is the register's decimal string, read
+    here with the decimals of the original (a refund) or of the provider's coin (a crypto
+    sale). ``currency_field`` is the register's name for the currency (``coin`` for crypto).
+    """
+
+    method: str
+    order_no: str
+    amount: int | None = None
+    amount_text: str | None = None
+    currency: str | None = None
+    currency_field: str = "currency"
+    tip: int = 0
+    terminal: str | None = None
+    orig_order_no: str | None = None
+    description: str = ""
+    subject: str = ""
+    body: str = ""
+    display: str | None = None
+    print_slip: bool = False
+    extra: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Engine:
@@ -128,9 +136,7 @@ class Engine:
         *,
         journal: Journal,
         providers: Mapping[str, Provider],
-        settings: Mapping[str, ProviderSettings],
         terminals: tuple[TerminalInfo, ...] = (),
-        build_deeplink: Callable[[str, int, str], str] | None = None,
         displays: frozenset[str] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -138,10 +144,8 @@ class Engine:
         self.providers = dict(providers)
         self._preparable: dict[str, Provider] = {
             name: p for name, p in self.providers.items() if p.caps.sign_ahead}
-        self.settings = dict(settings)
         self.terminals = terminals
         self._by_key = {t.sn: t for t in terminals} | {t.name: t for t in terminals}
-        self._build_deeplink = build_deeplink
         self._displays = displays
         self._clock = clock
         self._live: dict[str, TxnRecord] = {}
@@ -178,72 +182,127 @@ class Engine:
                                f"no transaction {orig_order_no!r}", field="orig_order_no")
         return orig
 
+    def supports(self, method: str) -> bool:
+        """Whether a configured provider carries out an operation ``method`` can start."""
+        kinds = {op.kind for op in OPERATIONS.values() if op.method == method}
+        return any(kinds & p.caps.kinds for p in self.providers.values())
+
     # -- starting payments -------------------------------------------------------------
 
-    async def sale(self, identity: str, *, terminal: str, order_no: str, amount: int,
-                   currency: str, tip: int = 0, description: str = "") -> TxnRecord:
-        term = self.terminal(terminal)
-        rec = self._new(identity, TxnKind.SALE, term.provider, order_no, amount, currency,
-                        tip=tip, terminal_sn=term.sn, description=description)
-        return await self._start(rec, guard=None)
+    async def start(self, identity: str, req: PaymentRequest) -> TxnRecord:
+        """Record a register's request (idempotently by ``order_no``) and drive it.
 
-    async def void(self, identity: str, *, order_no: str, orig_order_no: str,
-                   terminal: str | None = None) -> TxnRecord:
-        orig = await self.original(orig_order_no)
-        if orig.kind != TxnKind.SALE:
+        The operation is the row of :data:`~posbridge.operations.OPERATIONS` that ``req.method``
+        starts for the original's kind; its provider, amount and defining fields follow from
+        that row. Bad input is refused before anything is recorded."""
+        orig = await self.original(req.orig_order_no) if req.orig_order_no is not None else None
+        op = row_for(req.method, orig.kind if orig is not None else None)
+        if op is None:
+            raise self._no_row(req.method, orig)
+        provider = self._provider_for(op, req, orig)
+        currency, exp = self._currency(provider, req, orig)
+        amount = self._amount(op, req, orig, currency, exp)
+        fields: dict[str, Any] = {"terminal_sn": self._lane(identity, op, req, orig)}
+        if op.is_new_payment:
+            fields.update(tip=req.tip, description=req.description, subject=req.subject,
+                          body=req.body, display=req.display, print_slip=req.print_slip,
+                          extra=dict(req.extra), exponent=exp if provider.caps.coins else None)
+        else:
+            assert orig is not None
+            fields.update(orig_order_no=orig.order_no, description=req.description,
+                          exponent=orig.exponent)
+        rec = self._new(identity, op, provider, req.order_no, amount, currency, fields)
+        provider.check(self._order_of(rec, orig))
+        return await self._start(rec, op)
+
+    def _no_row(self, method: str, orig: TxnRecord | None) -> RequestError:
+        if orig is None:
+            return RequestError(-32601, "method_not_found", f"no method {method!r}",
+                                field="method")
+        reason = None
+        provider = self.providers.get(orig.provider)
+        if provider is not None:
+            reason = provider.caps.no_refund_reason
+        verbs = {op.verb for op in OPERATIONS.values() if op.method == method and op.verb}
+        verb = next(iter(verbs), method)
+        why = f": {reason}" if reason else ""
+        return RequestError(1010, "not_allowed", f"a {orig.kind.value} cannot be {verb}{why}",
+                            field="orig_order_no")
+
+    def _provider_for(self, op: Operation, req: PaymentRequest,
+                      orig: TxnRecord | None) -> Provider:
+        """The provider that carries out ``op``: the original's, the terminal's, or the
+        configured one that declares the operation (and takes the currency)."""
+        if orig is not None:
+            name = orig.provider
+        elif op.needs_terminal:
+            assert req.terminal is not None
+            name = self.terminal(req.terminal).provider
+        else:
+            able = [n for n, p in self.providers.items() if op.kind in p.caps.kinds]
+            if not able:
+                raise RequestError(1010, "not_allowed",
+                                   f"no provider for {op.method} is configured", field="method")
+            takes = [n for n in able if req.currency is None
+                     or _accepts(self.providers[n], req.currency)]
+            name = (takes or able)[0]
+        provider = self.providers.get(name)
+        if provider is None:
+            raise RequestError(1007, "provider_unreachable",
+                               f"provider {name!r} is not configured")
+        if op.kind not in provider.caps.kinds:
             raise RequestError(1010, "not_allowed",
-                               f"only card sales can be voided; a {orig.kind.value} is refunded",
-                               field="orig_order_no")
-        term = self.terminal(terminal) if terminal is not None else None
-        sn = term.sn if term is not None else orig.terminal_sn
-        rec = self._new(identity, TxnKind.VOID, orig.provider, order_no, orig.amount + orig.tip,
-                        orig.currency, terminal_sn=sn, orig_order_no=orig.order_no)
-        return await self._start(rec, guard=_void_guard)
+                               f"{name} does not carry out {op.kind.value} transactions",
+                               field="orig_order_no" if orig is not None else "terminal")
+        return provider
 
-    async def refund(self, identity: str, *, order_no: str, orig_order_no: str,
-                     amount_text: str, description: str = "") -> TxnRecord:
-        orig = await self.original(orig_order_no)
-        if orig.kind not in (TxnKind.SALE, TxnKind.QR_SALE):
-            raise RequestError(1010, "not_allowed", f"a {orig.kind.value} cannot be refunded",
-                               field="orig_order_no")
+    def _currency(self, provider: Provider, req: PaymentRequest,
+                  orig: TxnRecord | None) -> tuple[str, int | None]:
+        """The currency and, for a coin, its decimals."""
+        if orig is not None:
+            return orig.currency, orig.exponent
+        assert req.currency is not None
+        if not _accepts(provider, req.currency):
+            taken = sorted(provider.caps.currencies or ())
+            raise RequestError(
+                -32602, "invalid_params",
+                f"{req.currency_field}: {provider.name} takes {', '.join(taken)} here, "
+                f"not {req.currency}", field=req.currency_field)
+        accepted = provider.caps.currencies
+        return req.currency, accepted[req.currency] if accepted is not None else None
+
+    def _amount(self, op: Operation, req: PaymentRequest, orig: TxnRecord | None,
+                currency: str, exp: int | None) -> int:
+        if op.amount is AmountRule.WHOLE_ORIGINAL:
+            assert orig is not None
+            return orig.amount + orig.tip
+        if req.amount is not None:
+            return req.amount
         try:
-            amount = parse_amount(amount_text, orig.currency)
+            amount = parse_amount(req.amount_text, currency, exp)
         except AmountError as exc:
-            raise RequestError(-32602, "invalid_params", f"amount: {exc}", field="amount") from exc
+            raise RequestError(-32602, "invalid_params", f"amount: {exc}",
+                               field="amount") from exc
         if amount <= 0:
-            raise RequestError(-32602, "invalid_params", "amount must be positive", field="amount")
-        kind = TxnKind.QR_REFUND if orig.kind == TxnKind.QR_SALE else TxnKind.REFUND
-        if kind is TxnKind.QR_REFUND:  # order_no becomes UCanPay's outRefundNo
-            validate_refund(order_no, orig.order_no, amount, orig.currency)
-        rec = self._new(identity, kind, orig.provider, order_no, amount, orig.currency,
-                        terminal_sn=orig.terminal_sn, orig_order_no=orig.order_no,
-                        description=description)
-        return await self._start(rec, guard=_refund_guard)
+            raise RequestError(-32602, "invalid_params", "amount must be positive",
+                               field="amount")
+        return amount
 
-    async def qr_sale(self, identity: str, *, order_no: str, amount: int, currency: str,
-                      subject: str, body: str = "", display: str | None = None,
-                      print_slip: bool = False, terminal: str | None = None) -> TxnRecord:
-        if "ucanpay" not in self.providers:
-            raise RequestError(1010, "not_allowed", "no QR provider is configured",
-                               field="method")
-        validate_qr_order(order_no, subject, body, amount, currency)
-        self._check_currency("ucanpay", currency)
-        if display is not None and self._displays is not None and display not in self._displays:
+    def _lane(self, identity: str, op: Operation, req: PaymentRequest,
+              orig: TxnRecord | None) -> str | None:
+        """The terminal whose batch the transaction counts in."""
+        if op.needs_terminal or (orig is not None and req.terminal is not None):
+            assert req.terminal is not None
+            return self.terminal(req.terminal).sn
+        if orig is not None:
+            return orig.terminal_sn
+        if (req.display is not None and self._displays is not None
+                and req.display not in self._displays):
             raise RequestError(1003, "unknown_terminal",
-                               f"no display {display!r} is configured", field="display")
-        term = self.terminal(terminal) if terminal is not None else self._lane_of(
-            identity, display)
-        rec = self._new(identity, TxnKind.QR_SALE, "ucanpay", order_no, amount, currency,
-                        terminal_sn=term.sn if term else None, subject=subject, body=body,
-                        display=display, print_slip=print_slip)
-        return await self._start(rec, guard=None)
-
-    def _check_currency(self, provider: str, currency: str) -> None:
-        accepted = self.settings[provider].currencies
-        if accepted is not None and currency not in accepted:
-            raise RequestError(-32602, "invalid_params",
-                               f"currency: {provider} takes {', '.join(sorted(accepted))} here, "
-                               f"not {currency}", field="currency")
+                               f"no display {req.display!r} is configured", field="display")
+        term = self.terminal(req.terminal) if req.terminal is not None else self._lane_of(
+            identity, req.display)
+        return term.sn if term is not None else None
 
     def _lane_of(self, identity: str, display: str | None) -> TerminalInfo | None:
         """The terminal a QR sale belongs to (for its batch): the one showing on ``display``,
@@ -253,22 +312,20 @@ class Engine:
                 return term
         return self._by_key.get(identity)
 
-    def _new(self, identity: str, kind: TxnKind, provider: str, order_no: str, amount: int,
-             currency: str, **fields: Any) -> TxnRecord:
-        if provider not in self.providers:
-            raise RequestError(1007, "provider_unreachable",
-                               f"provider {provider!r} is not configured")
+    def _new(self, identity: str, op: Operation, provider: Provider, order_no: str,
+             amount: int, currency: str, fields: dict[str, Any]) -> TxnRecord:
         now = self._clock()
-        expires_s = self.settings[provider].expires_s
-        defining = {"kind": kind.value, "amount": amount, "currency": currency, **fields}
+        defining = {"kind": op.kind.value, "amount": amount, "currency": currency,
+                    **{name: fields.get(name) for name in op.defines}}
         fingerprint = json.dumps(defining, sort_keys=True, separators=(",", ":"))
-        return TxnRecord(order_no=order_no, kind=kind, provider=provider, identity=identity,
-                         amount=amount, currency=currency, state=State.PENDING,
-                         fingerprint=fingerprint, created_at=now, updated_at=now,
-                         expires_at=now + expires_s * 1000, create_attempts=1, **fields)
+        return TxnRecord(order_no=order_no, kind=op.kind, provider=provider.name,
+                         identity=identity, amount=amount, currency=currency,
+                         state=State.PENDING, fingerprint=fingerprint, created_at=now,
+                         updated_at=now,
+                         expires_at=now + provider.caps.pacing.expires_s * 1000,
+                         create_attempts=1, **fields)
 
-    async def _start(self, rec: TxnRecord,
-                     guard: Callable[[JournalTx, TxnRecord], None] | None) -> TxnRecord:
+    async def _start(self, rec: TxnRecord, op: Operation) -> TxnRecord:
         """Record the intent (idempotently) and make sure a runner drives it."""
 
         def unit(tx: JournalTx) -> tuple[TxnRecord, bool]:
@@ -280,8 +337,9 @@ class Engine:
                         f"order_no {rec.order_no!r} was already used with other parameters",
                         field="order_no")
                 return existing, False
-            if guard is not None:
-                guard(tx, rec)
+            if op.guard is not None:
+                orig = tx.get(rec.orig_order_no) if rec.orig_order_no is not None else None
+                op.guard(tx, rec, orig)
             tx.insert(rec)
             tx.emit(rec.identity, "transaction.updated", _updated(rec))
             return rec, True
@@ -352,10 +410,10 @@ class Engine:
     async def cancel(self, order_no: str, *, timeout_s: float | None = None) -> TxnRecord:
         """Ask for the payment to stop; the transaction once final.
 
-        An order the terminal has already picked up cannot be withdrawn (CodePay closes only
-        orders still waiting, status 9): then the answer comes when the payment ends, at the
-        latest once the order has expired and the provider confirmed it. So the default wait
-        runs to the order's expiry plus ``CANCEL_GRACE_S``.
+        An order the terminal has already picked up cannot be withdrawn (a card provider
+        closes only orders still waiting for the card): then the answer comes when the payment
+        ends, at the latest once the order has expired and the provider confirmed it. So the
+        default wait runs to the order's expiry plus ``CANCEL_GRACE_S``.
         """
         rec = await self.get(order_no)
         if rec is None:
@@ -396,8 +454,7 @@ class Engine:
     async def probe(self, provider: str) -> ProviderHealth:
         """Ask ``provider`` where an order that does not exist stands: proves the network,
         the credentials and the signatures both ways, and touches no payment."""
-        kind = TxnKind.QR_SALE if provider == "ucanpay" else TxnKind.SALE
-        order = PaymentOrder(order_no=PROBE_ORDER_NO, kind=kind, amount=1, currency="USD")
+        order = self.providers[provider].probe_order()
         started = time.monotonic()
         try:
             await self.providers[provider].query(order)
@@ -460,16 +517,26 @@ class Engine:
 
     async def _drive(self, order_no: str, *, fresh: bool) -> None:
         rec = self._live[order_no]
-        cfg = self.settings[rec.provider]
+        provider = self.providers.get(rec.provider)
+        if provider is None:
+            log.error("provider_not_configured", order_no=order_no, provider=rec.provider)
+            return  # it stays as it is until the provider is configured again
+        cfg = provider.caps.pacing
         if rec.state == State.PENDING and fresh:
             rec = await self._create(rec, counted=True)
+        elif rec.state == State.PENDING and self._lost(rec):
+            # Recorded, but whether its create went out before the restart cannot be asked:
+            # only the provider's own reference addresses an order, and there is none.
+            rec = await self._apply(rec, Signal.LOST)
         else:
             rec = await self._reconcile_once(rec)
         delay = cfg.poll_interval_s
         closed_after_expiry = False
         while not rec.is_final and not self._closing:
             now = self._clock()
-            if not rec.close_sent and (rec.cancel_requested or now >= rec.expires_at):
+            if not self._closable(rec):
+                pass  # a lost order without the provider's reference: looked for, not closed
+            elif not rec.close_sent and (rec.cancel_requested or now >= rec.expires_at):
                 rec = await self._close(rec)
                 closed_after_expiry = now >= rec.expires_at
             elif rec.close_sent and now >= rec.expires_at and not closed_after_expiry:
@@ -480,7 +547,9 @@ class Engine:
             if rec.is_final:
                 break
             wait = delay
-            if not closed_after_expiry:
+            if self._lost(rec):
+                wait = max(delay, cfg.lost_poll_s)
+            elif not closed_after_expiry:
                 wait = max(0.0, min(wait, (rec.expires_at - now) / 1000))
             kicked = await self._sleep(order_no, wait)
             if not kicked:
@@ -494,6 +563,14 @@ class Engine:
             rec = await self._reconcile_once(rec)
             if rec.state is State.UNKNOWN:
                 rec = await self._reverse_if_unclear(rec)
+
+    def _lost(self, rec: TxnRecord) -> bool:
+        """Whether ``rec`` can only be looked for, not asked about: its provider addresses
+        orders by their own reference alone, and the answer that carried it was lost."""
+        return rec.provider_ref is None and not self.providers[rec.provider].caps.query_by_order_no
+
+    def _closable(self, rec: TxnRecord) -> bool:
+        return self.providers[rec.provider].caps.closable and not self._lost(rec)
 
     async def _sleep(self, order_no: str, seconds: float) -> bool:
         kick = self._kicks.setdefault(order_no, asyncio.Event())
@@ -514,7 +591,7 @@ class Engine:
         """Send the create (again only when the provider confirmed it has no such order).
 
         ``counted``: the attempt is already recorded (the intent counts as the first)."""
-        cfg = self.settings[rec.provider]
+        cfg = self.providers[rec.provider].caps.pacing
         bound = log.bind(order_no=rec.order_no)
         while True:
             if not counted:
@@ -557,7 +634,9 @@ class Engine:
         prepared = self._prepared.pop(rec.order_no, None)
         started = time.monotonic()
         try:
-            if what != "create":
+            if what == "find_lost":
+                report = await provider.find_lost(order)
+            elif what != "create":
                 report = await provider.query(order)
             elif prepared is not None and rec.provider in self._preparable:
                 report = await self._preparable[rec.provider].create(order, prepared)
@@ -577,9 +656,11 @@ class Engine:
             self.on_provider_call(provider, what, time.monotonic() - started, error)
 
     async def _reconcile_once(self, rec: TxnRecord) -> TxnRecord:
-        """Query the provider once and apply what it says."""
+        """Query the provider once and apply what it says (look for a lost order instead, when
+        the provider cannot be asked about it)."""
+        what = "find_lost" if self._lost(rec) else "query"
         try:
-            report = await self._call(rec, "query")
+            report = await self._call(rec, what)
         except (OutcomeUnknown, ProviderUnreachable) as exc:
             log.info("query_failed", order_no=rec.order_no, error=exc.message)
             return self._live.get(rec.order_no, rec)
@@ -594,11 +675,14 @@ class Engine:
         return await self._apply_report(rec, report)
 
     async def _not_found(self, rec: TxnRecord) -> TxnRecord:
-        """The provider has no such order: the create never arrived."""
+        """The provider has no such order: the create never arrived. It is sent again only
+        to a provider that finds orders by ``order_no``: elsewhere a second create could make
+        a second order for the same payment."""
         if rec.state not in (State.PENDING, State.UNKNOWN):
             return rec
         if (self._clock() < rec.expires_at and not rec.cancel_requested
-                and rec.create_attempts < MAX_CREATE_ATTEMPTS):
+                and rec.create_attempts < MAX_CREATE_ATTEMPTS
+                and self.providers[rec.provider].caps.query_by_order_no):
             log.info("create_not_found_resending", order_no=rec.order_no)
             return await self._create(rec)
         return await self._apply(rec, Signal.GAVE_UP, error_code="not_sent",
@@ -622,28 +706,28 @@ class Engine:
         return await self._reconcile_once(self._live.get(rec.order_no, rec))
 
     async def _reverse_if_unclear(self, rec: TxnRecord) -> TxnRecord:
-        """The answer to a QR order was lost and a query gave no clear result: reverse it.
+        """The answer to a new payment was lost and a query gave no clear result: reverse it,
+        when its provider can (``caps.reversible``).
 
-        UCanPay's rule (seed 001, reverse): query first; only when there is still no clear
-        result, reverse - which closes an unpaid order and returns the money of a paid one.
-        The adapter refuses, without calling UCanPay, outside the allowed window (from 15 s
-        after the order); the runner then tries again on its next round.
+        A reverse closes an unpaid order and returns the money of a paid one. The adapter may
+        refuse outside the provider's time window; the runner then tries again on its next
+        round.
         """
         provider = self.providers[rec.provider]
-        if rec.kind is not TxnKind.QR_SALE or not provider.caps.reversible:
+        if not provider.caps.reversible or not OPERATIONS[rec.kind].is_new_payment:
             return rec
         started = time.monotonic()
         try:
             report = await provider.reverse(await self._order(rec))
         except PaymentError as exc:
             self._called(rec.provider, "reverse", started, exc)
-            if exc.provider_code == "ORDERNOTEXIST":
-                return await self._not_found(rec)
             log.info("reverse_not_done", order_no=rec.order_no, error=exc.message)
             return self._live.get(rec.order_no, rec)
         self._called(rec.provider, "reverse", started, None)
         log.info("reverse_done", order_no=rec.order_no, outcome=report.outcome.value)
-        if report.outcome is Outcome.CANCELLED and report.provider_code == "REVOKED":
+        if report.outcome is Outcome.NOT_FOUND:
+            return await self._not_found(rec)
+        if report.reversed:
             return await self._apply(
                 rec, Signal.CANCELLED, error_code="reversed", provider_code=report.provider_code,
                 error_message="the answer to the order was lost and the provider could not "
@@ -664,8 +748,10 @@ class Engine:
             subject=rec.subject, body=rec.body, orig_order_no=rec.orig_order_no,
             orig_provider_ref=orig.provider_ref if orig else None,
             orig_amount=(orig.amount + orig.tip) if orig else None,
+            orig_kind=orig.kind if orig else None,
             expires_s=max(1, (rec.expires_at - rec.created_at) // 1000),
-            provider_ref=rec.provider_ref)
+            provider_ref=rec.provider_ref, exponent=rec.exponent, extra=rec.extra,
+            created_at_ms=rec.created_at)
 
     def _terminal_seen(self, sn: str, online: bool) -> None:
         if self.terminal_online.get(sn) is online:
@@ -689,38 +775,26 @@ class Engine:
             return rec
         if report.terminal_online is not None and rec.terminal_sn is not None:
             self._terminal_seen(rec.terminal_sn, report.terminal_online)
-        signal = _OUTCOME_SIGNAL[report.outcome]
-        if accepted and signal is Signal.WORKING:
-            signal = Signal.ACCEPTED
         current = self._live.get(rec.order_no, rec)
-        if (signal is Signal.DECLINED and not report.provider_code
-                and (current.close_sent or current.cancel_requested
-                     or self._clock() >= current.expires_at)):
-            # CodePay's status 1 is "closed/failed": without an error code, after a close
-            # or past the order's expiry, it is the close, not a card declined.
-            signal = Signal.CANCELLED
-        if signal is Signal.APPROVED and current.error_code == "reversed":
-            # A reversed order's money went back; a payment report sent before the reverse
-            # is stale, not a late approval.
-            log.warning("approval_after_reverse_ignored", order_no=rec.order_no)
+        facts = Facts(close_sent=current.close_sent, cancel_requested=current.cancel_requested,
+                      expired=self._clock() >= current.expires_at,
+                      reversed=current.error_code == "reversed")
+        signal = signal_for(report.outcome, facts, provider_code=report.provider_code,
+                            accepted=accepted)
+        if signal is None:
+            log.warning("stale_report_ignored", order_no=rec.order_no,
+                        outcome=report.outcome.value)
             return current
-        if (signal is Signal.CANCELLED and not current.cancel_requested
-                and (current.close_sent or self._clock() >= current.expires_at)):
-            # Nobody asked to cancel: the order was closed because its time ran out (by the
-            # bridge, or by the provider itself a moment before the bridge got to it).
-            signal = Signal.EXPIRED
         for name in ("provider_ref", "auth_no", "card_brand", "card_last4"):
             value = getattr(report, name)
             if value:
                 changes.setdefault(name, value)
+        if report.qr_text and not current.qr_deeplink:
+            changes["qr_deeplink"] = report.qr_text
         if report.provider_code and signal in (Signal.DECLINED, Signal.REJECTED):
             changes.setdefault("provider_code", report.provider_code)
             changes.setdefault("error_code", "declined")
             changes.setdefault("error_message", report.message)
-        if (rec.kind == TxnKind.QR_SALE and report.provider_ref and not current.qr_deeplink
-                and self._build_deeplink is not None):
-            changes["qr_deeplink"] = self._build_deeplink(report.provider_ref, rec.amount,
-                                                          rec.subject)
         return await self._apply(rec, signal, **changes)
 
     async def _apply(self, rec: TxnRecord, signal: Signal, **changes: Any) -> TxnRecord:
@@ -838,6 +912,13 @@ class Engine:
         return len(self._live)
 
 
+def _accepts(provider: Provider, currency: str) -> bool:
+    """Whether ``provider`` takes payments in ``currency`` (any ISO 4217 one when it lists
+    none)."""
+    accepted = provider.caps.currencies
+    return currency in accepted if accepted is not None else not provider.caps.coins
+
+
 def _amount_agrees(rec: TxnRecord, reported: int | None) -> bool:
     """Whether the provider's amount for ``rec`` matches the journal (None: not stated).
 
@@ -854,41 +935,3 @@ def _amount_agrees(rec: TxnRecord, reported: int | None) -> bool:
 
 def _updated(rec: TxnRecord) -> dict[str, object]:
     return {"transaction": txn_view(rec)}
-
-
-def _approved_original(tx: JournalTx, rec: TxnRecord, what: str) -> TxnRecord:
-    """The original of a void or refund, read inside the journal unit; approved, else 1010."""
-    assert rec.orig_order_no is not None
-    orig = tx.get(rec.orig_order_no)
-    if orig is None:
-        raise RequestError(1005, "original_not_found", "original transaction not found",
-                           field="orig_order_no")
-    if orig.state != State.APPROVED:
-        raise RequestError(1010, "not_allowed",
-                           f"only an approved payment can be {what} (it is {orig.state.value})",
-                           field="orig_order_no")
-    return orig
-
-
-def _void_guard(tx: JournalTx, rec: TxnRecord) -> None:
-    orig = _approved_original(tx, rec, "voided")
-    if orig.terminal_sn is not None and orig.batch_no is not None:
-        batch = tx.batch(orig.terminal_sn, orig.batch_no)
-        if batch is not None and batch.state is not BatchState.OPEN:
-            raise RequestError(1010, "not_allowed",
-                               "the original's batch is closed: refund it instead",
-                               field="orig_order_no")
-    if tx.held_against(orig.order_no) + rec.amount > orig.amount + orig.tip:
-        raise RequestError(1006, "amount_exceeds_refundable",
-                           "the original was already voided or refunded", field="orig_order_no")
-
-
-def _refund_guard(tx: JournalTx, rec: TxnRecord) -> None:
-    orig = _approved_original(tx, rec, "refunded")
-    held = tx.held_against(orig.order_no)
-    captured = orig.amount + orig.tip
-    if held + rec.amount > captured:
-        left = format_amount(captured - held, orig.currency)
-        raise RequestError(1006, "amount_exceeds_refundable",
-                           f"at most {left} {orig.currency} can still be refunded",
-                           field="amount")

@@ -18,14 +18,19 @@
         └── DisplayError
 
 Library errors (aiohttp, asyncio timeouts, pyserial, sqlite3) are translated into these at the
-one module that talks to the library, with ``raise ... from exc``.
+one module that talks to the library, with ``raise ... from exc``. The root and the device
+errors live in :mod:`hardware.errors` (the device layer imports nothing from ``posbridge``) and
+are re-exported here.
 """
 
 from __future__ import annotations
 
+from hardware.errors import DeviceError, DisplayError, PosbridgeError, PrinterError
 
-class PosbridgeError(Exception):
-    """Root of every error posbridge raises on purpose."""
+__all__ = ["BadSignature", "ConfigError", "Declined", "DeviceError", "DisplayError",
+           "JournalError", "NotificationRejected", "OutcomeUnknown", "PaymentError",
+           "PosbridgeError", "PrinterError", "ProviderRejected", "ProviderUnreachable",
+           "RequestError"]
 
 
 class ConfigError(PosbridgeError):
@@ -92,15 +97,3 @@ class NotificationRejected(PaymentError):
 
 class JournalError(PosbridgeError):
     """The journal could not record something durably."""
-
-
-class DeviceError(PosbridgeError):
-    """Hardware trouble: reported and retried, never allowed to block or fail a payment."""
-
-
-class PrinterError(DeviceError):
-    """A receipt printer is off-line, out of paper or otherwise unable to print."""
-
-
-class DisplayError(DeviceError):
-    """A customer display cannot be reached or refused a frame."""

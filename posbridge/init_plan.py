@@ -80,13 +80,13 @@ class Answers:
 
 
 def typed(text: str) -> object:
-    """A value as TOML would read it when it is a number or a boolean (``180``, ``2.5``,
-    ``true``), else the text itself."""
+    """A value as TOML would read it when it is a number, a boolean, an inline table or an
+    array (``180``, ``2.5``, ``true``, ``{ USDT = 6 }``), else the text itself."""
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
-    return value if isinstance(value, bool | int | float) else text
+    return value if isinstance(value, bool | int | float | dict | list) else text
 
 
 def parse_setting(text: str) -> tuple[str, str, str]:
@@ -163,8 +163,9 @@ def _trial_section(name: str, values: Mapping[str, object], stand_in: Path) -> d
 
 
 def first_missing(name: str, values: dict[str, object], given: Mapping[str, str],
-                  stand_in: Path) -> str | None:
-    """The first key that provider ``name``'s section still needs, or None when ``values``
+                  stand_in: Path) -> ConfigError | None:
+    """The error naming the first key that provider ``name``'s section still needs (its
+    ``problem`` starts with "missing" and may say what it wants), or None when ``values``
     make a valid section. ``stand_in`` is any readable file: key files are checked for
     existence only, and are written later. A value given as ``given[key]`` text that was read
     as a number or boolean (:func:`typed`) but must be text is turned back into its text in
@@ -175,7 +176,7 @@ def first_missing(name: str, values: dict[str, object], given: Mapping[str, str]
         except ConfigError as exc:
             key = exc.key.removeprefix(f"{name}.")
             if exc.problem.startswith("missing") and exc.key == f"{name}.{key}":
-                return key
+                return exc
             if key in given and not isinstance(values.get(key), str):
                 values[key] = given[key]
                 continue
@@ -245,6 +246,12 @@ def _value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, Mapping):
+        items = [f"{k if re.fullmatch(r'[A-Za-z0-9_-]+', str(k)) else _value(str(k))} = "
+                 f"{_value(v)}" for k, v in value.items()]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
     # A JSON string is a TOML basic string: the same quotes and escapes.
     return json.dumps(str(value), ensure_ascii=False)
 

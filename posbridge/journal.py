@@ -28,6 +28,15 @@ loop for long.
 
 Events carry a per-identity ``seq``; the counter is seeded from the table, so it survives
 restarts and never repeats.
+
+Schema versions
+---------------
+The schema's version is SQLite's ``user_version``. :data:`SCHEMA` is the first released
+schema (version 1; a file of that release has ``user_version`` 0); each entry of
+:data:`MIGRATIONS` takes the file one version further. :meth:`Journal.open` applies the missing
+steps, each in one transaction with its version bump, so an interrupted upgrade leaves the file
+at the last whole version and the next start goes on from there; a new file goes the same way
+from version 1. A file of a newer posbridge is refused, never written to.
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ import structlog
 from posbridge.errors import JournalError, PosbridgeError
 from posbridge.lifecycle import ACTIVE_STATES, State
 from posbridge.providers.base import TxnKind
-from posbridge.records import Attention, BatchRecord, BatchState, EventRecord, Totals, TxnRecord
+from posbridge.records import Attention, BatchRecord, BatchState, EventRecord, TxnRecord
 
 log = structlog.get_logger(__name__)
 
@@ -129,6 +138,15 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batch_state ON batches(terminal_sn, state);
 """
 
+#: Each step takes the schema from the version before it to its own; see the module docstring.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # Amounts in a provider's coin keep their decimals; an operation's provider-specific
+    # parameters (e.g. a crypto payer) as a JSON object.
+    2: ("ALTER TABLE transactions ADD COLUMN exponent INTEGER",
+        "ALTER TABLE transactions ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'"),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
 _TXN_COLUMNS = tuple(f.name for f in fields(TxnRecord))
 _BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
 _BOOL_COLUMNS = frozenset({"print_slip", "cancel_requested", "close_sent"})
@@ -148,11 +166,19 @@ def _txn_from_row(row: sqlite3.Row) -> TxnRecord:
         values["attention"] = Attention(values["attention"])
     for name in _BOOL_COLUMNS:
         values[name] = bool(values[name])
+    values["extra"] = json.loads(values["extra"]) if values["extra"] != "{}" else {}
     return TxnRecord(**values)
 
 
 def _txn_to_row(rec: TxnRecord) -> tuple[object, ...]:
-    return tuple(getattr(rec, name) for name in _TXN_COLUMNS)
+    return tuple(_column(rec, name) for name in _TXN_COLUMNS)
+
+
+def _column(rec: TxnRecord, name: str) -> object:
+    value = getattr(rec, name)
+    if name == "extra":
+        return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else "{}"
+    return value
 
 
 def _batch_from_row(row: sqlite3.Row) -> BatchRecord:
@@ -165,12 +191,11 @@ def _batch_from_row(row: sqlite3.Row) -> BatchRecord:
     return BatchRecord(**values)
 
 
-_TOTAL_FIELDS = ("count", "sales", "tips", "refunds", "voids")
 _SELECT_TXN = f"SELECT {', '.join(_TXN_COLUMNS)} FROM transactions"  # noqa: S608 (fixed names)
 _SELECT_BATCH = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"  # noqa: S608 (fixed names)
 
 
-class _Reads:
+class Reads:
     """Read queries shared by the writer's transaction and the read pool."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -219,29 +244,30 @@ class _Reads:
         rows = self.conn.execute(_SELECT_BATCH + " WHERE state = ?", (state,)).fetchall()
         return [_batch_from_row(r) for r in rows]
 
-    def batch_totals(
+    def batch_rows(
         self, terminal_sn: str, batch_no: int, provider: str | None = None
-    ) -> dict[str, Totals]:
-        """Per-currency totals of the approved transactions of one batch (of one provider)."""
-        sql = ("SELECT currency, kind, COUNT(*), SUM(amount), SUM(tip) FROM transactions"
+    ) -> list[tuple[str, int | None, str, int, int, int]]:
+        """``(currency, exponent, kind, count, sum amount, sum tip)`` of the approved
+        transactions of one batch (of one provider), by currency and kind; see
+        :func:`posbridge.operations.fold_totals`."""
+        sql = ("SELECT currency, MAX(exponent), kind, COUNT(*), SUM(amount), SUM(tip)"
+               " FROM transactions"
                " WHERE terminal_sn = ? AND batch_no = ? AND state = 'approved'")
         args: tuple[object, ...] = (terminal_sn, batch_no)
         if provider is not None:
             sql += " AND provider = ?"
             args += (provider,)
         rows = self.conn.execute(sql + " GROUP BY currency, kind", args).fetchall()
-        acc: dict[str, dict[str, int]] = {}
-        for currency, kind, count, amount, tip in rows:
-            t = acc.setdefault(currency, dict.fromkeys(_TOTAL_FIELDS, 0))
-            t["count"] += count
-            if kind in (TxnKind.SALE, TxnKind.QR_SALE):
-                t["sales"] += amount
-                t["tips"] += tip
-            elif kind in (TxnKind.REFUND, TxnKind.QR_REFUND):
-                t["refunds"] += amount
-            elif kind == TxnKind.VOID:
-                t["voids"] += amount
-        return {cur: Totals(**vals) for cur, vals in sorted(acc.items())}
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def batch_members(self, terminal_sn: str, batch_no: int, provider: str) -> list[TxnRecord]:
+        """The approved transactions of one provider in one batch."""
+        rows = self.conn.execute(
+            _SELECT_TXN + " WHERE terminal_sn = ? AND batch_no = ? AND provider = ?"
+            " AND state = 'approved' ORDER BY created_at",
+            (terminal_sn, batch_no, provider),
+        ).fetchall()
+        return [_txn_from_row(r) for r in rows]
 
     def active(self) -> list[TxnRecord]:
         states = ",".join("?" * len(ACTIVE_STATES))
@@ -330,7 +356,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return created, order_no
 
 
-class JournalTx(_Reads):
+class JournalTx(Reads):
     """What a unit of work may do inside the writer's SQL transaction."""
 
     def __init__(self, conn: sqlite3.Connection, seqs: dict[str, int]) -> None:
@@ -409,6 +435,54 @@ class JournalTx(_Reads):
         )
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of an open journal (0: an empty file)."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0 and conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'transactions'"
+    ).fetchone() is not None:
+        return 1  # the first release did not set user_version
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the journal to :data:`SCHEMA_VERSION`; returns the version it was at.
+
+    Each step runs in one transaction with its ``user_version``; a newer file than this
+    posbridge knows raises JournalError and is left untouched. Sets WAL mode and
+    ``synchronous=FULL`` on the way."""
+    found = schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise JournalError(
+            f"the journal at {path} has schema version {found}, written by a newer posbridge; "
+            f"this one knows up to {SCHEMA_VERSION}: upgrade posbridge, or restore a backup")
+    conn.execute("PRAGMA journal_mode=WAL")  # only now: it rewrites the file's header
+    conn.execute("PRAGMA synchronous=FULL")
+    version = found
+    if version == 0:
+        try:  # one transaction: version 1 is whole or absent
+            conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version = 1;\nCOMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        version = 1
+    while version < SCHEMA_VERSION:
+        version += 1
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version:d}")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if found:
+            log.info("journal_upgraded", path=str(path), schema_version=version)
+    return found
+
+
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     try:
         if readonly:
@@ -417,8 +491,6 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
             )
         else:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
     except sqlite3.Error as exc:
         raise JournalError(f"cannot open the journal at {path}: {exc}") from exc
@@ -494,10 +566,13 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path, readonly=False)
         try:
-            conn.executescript(SCHEMA)
+            migrate(conn, self.path)
         except sqlite3.Error as exc:
             conn.close()
             raise JournalError(f"cannot prepare the journal at {self.path}: {exc}") from exc
+        except JournalError:
+            conn.close()
+            raise
         conn.execute("PRAGMA busy_timeout=0")  # the loop never sleeps on a lock: see _flush
         self._conn = conn
         self._writer = threading.Thread(target=self._commit_loop, name="journal-writer",
@@ -673,17 +748,17 @@ class Journal:
 
     # -- reads -------------------------------------------------------------------------
 
-    def _reader(self) -> _Reads:
-        reads: _Reads | None = getattr(self._local, "reads", None)
+    def _reader(self) -> Reads:
+        reads: Reads | None = getattr(self._local, "reads", None)
         if reads is None:
             conn = _connect(self.path, readonly=True)
             with self._read_lock:
                 self._read_conns.append(conn)
-            reads = _Reads(conn)
+            reads = Reads(conn)
             self._local.reads = reads
         return reads
 
-    async def read(self, fn: Callable[[_Reads], T]) -> T:
+    async def read(self, fn: Callable[[Reads], T]) -> T:
         """Run a read-only query on the read pool."""
         loop = asyncio.get_running_loop()
 

@@ -2,7 +2,8 @@
 
 Nothing else in posbridge assigns a transaction state: the engine turns what happened
 (a provider answer, a notification, a query result, a lost response) into a :class:`Signal`
-and asks :func:`transition` what the new state is. Start-up reconciliation, polling and
+(:func:`signal_for` reads a provider's report in the light of what the bridge itself did) and
+asks :func:`transition` what the new state is. Start-up reconciliation, polling and
 notifications all go through the same table, so duplicates and out-of-order reports are
 harmless: a signal that does not apply to the current state is ignored.
 
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from posbridge.providers.base import Outcome
 
 
 class State(enum.StrEnum):
@@ -105,3 +108,52 @@ def transition(state: State, signal: Signal) -> Transition | None:
     if new is None or new is state:
         return None
     return Transition(old=state, new=new, late_approval=state.is_final)
+
+
+_OUTCOME_SIGNAL = {
+    Outcome.PENDING: Signal.WORKING,
+    Outcome.APPROVED: Signal.APPROVED,
+    Outcome.DECLINED: Signal.DECLINED,
+    Outcome.CANCELLED: Signal.CANCELLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the bridge itself did to a transaction, as far as a provider report's meaning
+    depends on it."""
+
+    close_sent: bool = False  # the bridge asked the provider to close the order
+    cancel_requested: bool = False  # a register asked to cancel it
+    expired: bool = False  # the bridge's wait for the order has run out
+    reversed: bool = False  # the bridge reversed it after a lost answer (money returned)
+
+
+def signal_for(outcome: Outcome, facts: Facts, *, provider_code: str | None = None,
+               accepted: bool = False) -> Signal | None:
+    """What a provider's report of ``outcome`` means for a transaction; None: nothing.
+
+    * ``accepted``: the report answers the bridge's create, so "still open" is an acceptance.
+    * A failure the bridge caused is not a decline. A provider may report an order the bridge
+      closed as "closed or failed", with or without an error code: once the bridge has sent a
+      close, such a report ends the order ``cancelled`` (a register asked) or ``expired``
+      (its time ran out), whatever the code.
+      Without a close, a failure with no error code after a cancel request or past the
+      order's expiry is the provider closing it on its own, not a card declined.
+    * A cancellation nobody asked for, after the bridge's close or past expiry, is ``expired``.
+    * A reversed order's money went back: an approval sent before the reverse is stale.
+    """
+    if outcome is Outcome.NOT_FOUND:
+        return None
+    signal = _OUTCOME_SIGNAL[outcome]
+    if accepted and signal is Signal.WORKING:
+        signal = Signal.ACCEPTED
+    if signal is Signal.DECLINED and (facts.close_sent or (
+            not provider_code and (facts.cancel_requested or facts.expired))):
+        signal = Signal.CANCELLED
+    if signal is Signal.APPROVED and facts.reversed:
+        return None
+    if (signal is Signal.CANCELLED and not facts.cancel_requested
+            and (facts.close_sent or facts.expired)):
+        signal = Signal.EXPIRED
+    return signal

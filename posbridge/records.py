@@ -7,6 +7,7 @@ Turning them into the ECR's JSON objects is :mod:`posbridge.views`' job.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from posbridge.lifecycle import State
@@ -54,6 +55,10 @@ class TxnRecord:
     cancel_requested: bool = False
     close_sent: bool = False  # the bridge asked the provider to close it (cancel or timeout)
     create_attempts: int = 0
+    #: decimals of the amounts when ``currency`` is a provider's coin (None: ISO 4217's)
+    exponent: int | None = None
+    #: the operation's own parameters that only some providers read (e.g. a crypto payer)
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:
@@ -80,13 +85,15 @@ class BatchRecord:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Batch totals of one currency, minor units."""
+    """Batch totals of one currency, minor units (``exponent``: decimals of a coin, None for an
+    ISO 4217 currency)."""
 
     count: int = 0
     sales: int = 0
     tips: int = 0
     refunds: int = 0
     voids: int = 0
+    exponent: int | None = None
 
     @property
     def net(self) -> int:

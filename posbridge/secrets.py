@@ -55,14 +55,24 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final, Generic, Protocol, TypeVar
 
 import structlog
 
 from posbridge.errors import ConfigError
 
-if TYPE_CHECKING:
-    from posbridge.config import ClientConfig
+
+class Register(Protocol):
+    """What :class:`TokenIndex` needs of a configured register (``R``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def token_hash(self) -> str: ...
+
+
+R = TypeVar("R", bound=Register)
 
 log = structlog.get_logger(__name__)
 
@@ -257,7 +267,7 @@ class FailureThrottle:
 # The asyncio layer
 
 
-class TokenIndex:
+class TokenIndex(Generic[R]):
     """Authenticates register tokens against the configured clients.
 
     Each :meth:`authenticate` call costs at most one evaluation of ``slow_verify`` (run in a
@@ -266,10 +276,10 @@ class TokenIndex:
     """
 
     def __init__(
-        self, clients: Iterable[ClientConfig], *, slow_verify: SlowVerify = verify_secret,
+        self, clients: Iterable[R], *, slow_verify: SlowVerify = verify_secret,
         throttle: FailureThrottle | None = None, sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._by_tag: dict[str, ClientConfig] = {}
+        self._by_tag: dict[str, R] = {}
         for i, client in enumerate(clients):
             key = f"ecr_clients[{i}].token_hash"
             tag = check_hash_format(client.token_hash, key=key, tagged=True).tag
@@ -281,10 +291,10 @@ class TokenIndex:
         self._throttle = throttle if throttle is not None else FailureThrottle()
         self._sleep = sleep
         self._cache_key = os.urandom(32)
-        self._cache: dict[bytes, ClientConfig] = {}
+        self._cache: dict[bytes, R] = {}
         self._hashing = asyncio.Semaphore(MAX_PARALLEL_HASHES)
 
-    async def authenticate(self, token: str, *, peer: str) -> ClientConfig | None:
+    async def authenticate(self, token: str, *, peer: str) -> R | None:
         """The client whose token this is, or None after the peer's failure delay."""
         wait = self._throttle.wait_s(peer)
         if wait > 0:
@@ -298,7 +308,7 @@ class TokenIndex:
         await self._sleep(delay)
         return None
 
-    async def _match(self, token: str) -> ClientConfig | None:
+    async def _match(self, token: str) -> R | None:
         if not token:
             return None
         cache_key = hmac.digest(self._cache_key, token.encode(), "sha256")

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from posbridge.money import format_amount
-from posbridge.providers.base import TxnKind
+from posbridge.operations import OPERATIONS, QR_KINDS
 from posbridge.records import BatchRecord, EventRecord, Totals, TxnRecord
 
-QR_KINDS = frozenset({TxnKind.QR_SALE, TxnKind.QR_REFUND})
+#: Kinds whose Transaction shows its ``subject``: the QR payments and their refunds.
+SUBJECT_KINDS = QR_KINDS | {op.kind for op in OPERATIONS.values() if op.originals & QR_KINDS}
 
 
 def rfc3339(ms: int | None) -> str | None:
@@ -23,14 +24,14 @@ def rfc3339(ms: int | None) -> str | None:
 
 def txn_view(rec: TxnRecord) -> dict[str, object]:
     """The Transaction object of ECR-PROTOCOL.md."""
-    cur = rec.currency
+    cur, exp = rec.currency, rec.exponent
     view: dict[str, object] = {
         "order_no": rec.order_no,
         "kind": rec.kind.value,
         "provider": rec.provider,
         "terminal": rec.terminal_sn,
-        "amount": format_amount(rec.amount, cur),
-        "tip": format_amount(rec.tip, cur),
+        "amount": format_amount(rec.amount, cur, exp),
+        "tip": format_amount(rec.tip, cur, exp),
         "currency": cur,
         "state": rec.state.value,
         "provider_ref": rec.provider_ref,
@@ -42,11 +43,11 @@ def txn_view(rec: TxnRecord) -> dict[str, object]:
         ),
         "qr": (
             {"deeplink": rec.qr_deeplink, "expires_at": rfc3339(rec.expires_at)}
-            if rec.kind == TxnKind.QR_SALE and rec.qr_deeplink
+            if rec.qr_deeplink
             else None
         ),
         "orig_order_no": rec.orig_order_no,
-        "refunded_amount": format_amount(rec.refunded_amount, cur),
+        "refunded_amount": format_amount(rec.refunded_amount, cur, exp),
         "batch_no": rec.batch_no,
         "error": _error_view(rec),
         "created_at": rfc3339(rec.created_at),
@@ -54,7 +55,7 @@ def txn_view(rec: TxnRecord) -> dict[str, object]:
     }
     if rec.description:
         view["description"] = rec.description
-    if rec.kind in QR_KINDS and rec.subject:
+    if rec.kind in SUBJECT_KINDS and rec.subject:
         view["subject"] = rec.subject
     return view
 
@@ -77,11 +78,11 @@ def totals_view(totals: dict[str, Totals]) -> dict[str, dict[str, object]]:
     return {
         cur: {
             "count": t.count,
-            "sales": format_amount(t.sales, cur),
-            "refunds": format_amount(t.refunds, cur),
-            "voids": format_amount(t.voids, cur),
-            "tips": format_amount(t.tips, cur),
-            "net": format_amount(t.net, cur),
+            "sales": format_amount(t.sales, cur, t.exponent),
+            "refunds": format_amount(t.refunds, cur, t.exponent),
+            "voids": format_amount(t.voids, cur, t.exponent),
+            "tips": format_amount(t.tips, cur, t.exponent),
+            "net": format_amount(t.net, cur, t.exponent),
         }
         for cur, t in totals.items()
     }

@@ -24,8 +24,8 @@ from hardware.displays.base import SHOW_TIMEOUT_S
 from hardware.displays.frame_png import render_frame_png
 from hardware.displays.frames import DisplayFrame
 from hardware.displays.worker import DeviceWorker
+from hardware.errors import DisplayError
 from hardware.qr_pool import POOL
-from posbridge.errors import DisplayError
 
 __all__ = ["KEEP_FILES", "FileDisplay"]
 

@@ -22,7 +22,7 @@ from hardware.displays.base import SHOW_TIMEOUT_S
 from hardware.displays.frames import DisplayFrame, pole_lines
 from hardware.displays.vfd import init_bytes, screen_bytes
 from hardware.displays.worker import DeviceWorker
-from posbridge.errors import DisplayError
+from hardware.errors import DisplayError
 
 __all__ = ["PoleDisplay"]
 

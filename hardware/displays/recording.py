@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hardware.displays.frames import DisplayFrame
-from posbridge.errors import DisplayError
+from hardware.errors import DisplayError
 
 __all__ = ["RecordingDisplay"]
 

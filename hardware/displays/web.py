@@ -44,8 +44,8 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from hardware.displays.frames import DisplayFrame, FrameState
-from hardware.qr import render_qr_png_async
-from posbridge.errors import PosbridgeError
+from hardware.errors import PosbridgeError
+from hardware.qr_pool import render_qr_png_async
 
 __all__ = ["QR_SCALE", "WebDisplay", "display_routes"]
 

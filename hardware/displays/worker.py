@@ -12,7 +12,7 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import TypeVar
 
-from posbridge.errors import DisplayError
+from hardware.errors import DisplayError
 
 __all__ = ["DeviceWorker"]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import structlog
 
+from hardware.errors import PrinterError
 from hardware.escpos import PrinterStatus
 from hardware.escpos_render import render_png
 from hardware.printers.base import PrinterLifecycle, job_file_stem
 from hardware.qr_pool import POOL
-from posbridge.errors import PrinterError
 
 __all__ = ["FilePrinter"]
 

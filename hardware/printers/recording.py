@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hardware.errors import PrinterError
 from hardware.escpos import PrinterStatus
 from hardware.printers.base import PrinterLifecycle
-from posbridge.errors import PrinterError
 
 __all__ = ["RecordingPrinter"]
 

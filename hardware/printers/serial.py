@@ -22,9 +22,9 @@ from typing import TypeVar
 import serial
 import structlog
 
+from hardware.errors import PrinterError
 from hardware.escpos import STATUS_QUERIES, PrinterStatus, status_from_replies, status_request
 from hardware.printers.base import PrinterLifecycle
-from posbridge.errors import PrinterError
 
 __all__ = ["SerialPrinter", "line_seconds"]
 

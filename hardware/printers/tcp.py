@@ -15,9 +15,9 @@ import contextlib
 
 import structlog
 
+from hardware.errors import PrinterError
 from hardware.escpos import STATUS_QUERIES, PrinterStatus, status_from_replies, status_request
 from hardware.printers.base import PrinterLifecycle
-from posbridge.errors import PrinterError
 
 __all__ = ["TcpPrinter"]
 

@@ -14,6 +14,7 @@ from posbridge.ecr.params import (
     BatchCloseParams,
     BatchStatusParams,
     CancelParams,
+    CryptoSaleParams,
     EventsReplayParams,
     Params,
     PingParams,
@@ -25,7 +26,7 @@ from posbridge.ecr.params import (
     TransactionsListParams,
     VoidParams,
     params_fingerprint,
-    ucanpay_order_no,
+    parse_params,
 )
 from posbridge.ecr.protocol import (
     METHOD_ROLES,
@@ -37,7 +38,6 @@ from posbridge.ecr.protocol import (
     error_frame,
     notification_frame,
     parse_frame,
-    parse_params,
     result_frame,
 )
 
@@ -50,6 +50,7 @@ __all__ = [
     "BatchStatusParams",
     "Call",
     "CancelParams",
+    "CryptoSaleParams",
     "ErrorCode",
     "EventsReplayParams",
     "FrameError",
@@ -68,5 +69,4 @@ __all__ = [
     "parse_frame",
     "parse_params",
     "result_frame",
-    "ucanpay_order_no",
 ]

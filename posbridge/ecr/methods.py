@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from posbridge.ecr import protocol as proto
-from posbridge.engine import Engine
+from posbridge.ecr.params import parse_params
+from posbridge.engine import Engine, PaymentRequest
 from posbridge.errors import RequestError
 from posbridge.journal import CursorError, TxnQuery
 from posbridge.lifecycle import State
+from posbridge.operations import OPERATIONS, QR_KINDS
 from posbridge.records import TxnRecord
 from posbridge.views import event_view, rfc3339, txn_view
+
+# The protocol's role table and the operations table agree on every operation's role.
+assert all(proto.METHOD_ROLES[op.method] == op.role for op in OPERATIONS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ Handler = Callable[[Caller, Any], Awaitable[object]]
 
 # How long a payment call waits by default before answering with the current state.
 DEFAULT_WAIT_S = 300.0
-# How long ``qr_sale`` with ``wait: false`` waits for the provider's order (and so the QR).
+# How long a QR payment with ``wait: false`` waits for the provider's order (and so the QR).
 QR_SHOWN_WAIT_S = 15.0
 
 
@@ -67,6 +72,7 @@ class Methods:
             "void": self.void,
             "refund": self.refund,
             "qr_sale": self.qr_sale,
+            "crypto_sale": self.crypto_sale,
             "cancel": self.cancel,
             "status": self.status,
             "transactions.list": self.transactions_list,
@@ -81,7 +87,7 @@ class Methods:
         if handler is None:
             raise RequestError(-32601, "method_not_found", f"no method {method!r}",
                                field="method")
-        parsed = proto.parse_params(method, params, max_amount=self.max_amount)
+        parsed = parse_params(method, params, max_amount=self.max_amount)
         await self._authorize(caller, method, parsed)
         return await handler(caller, parsed)
 
@@ -103,28 +109,38 @@ class Methods:
         return {"time": _now_rfc3339()}
 
     async def sale(self, caller: Caller, p: Any) -> object:
-        rec = await self.engine.sale(caller.name, terminal=p.terminal, order_no=p.order_no,
-                                     amount=p.amount, currency=p.currency, tip=p.tip,
-                                     description=p.description)
-        return await self._answer(rec, p.wait, p.timeout_s)
+        return await self._pay(caller, p, PaymentRequest(
+            method="sale", order_no=p.order_no, terminal=p.terminal, amount=p.amount,
+            currency=p.currency, tip=p.tip, description=p.description))
 
     async def void(self, caller: Caller, p: Any) -> object:
-        rec = await self.engine.void(caller.name, order_no=p.order_no,
-                                     orig_order_no=p.orig_order_no, terminal=p.terminal)
-        return await self._answer(rec, p.wait, p.timeout_s)
+        return await self._pay(caller, p, PaymentRequest(
+            method="void", order_no=p.order_no, orig_order_no=p.orig_order_no,
+            terminal=p.terminal))
 
     async def refund(self, caller: Caller, p: Any) -> object:
-        rec = await self.engine.refund(caller.name, order_no=p.order_no,
-                                       orig_order_no=p.orig_order_no, amount_text=p.amount,
-                                       description=p.description)
-        return await self._answer(rec, p.wait, p.timeout_s)
+        return await self._pay(caller, p, PaymentRequest(
+            method="refund", order_no=p.order_no, orig_order_no=p.orig_order_no,
+            amount_text=p.amount, description=p.description))
 
     async def qr_sale(self, caller: Caller, p: Any) -> object:
-        rec = await self.engine.qr_sale(caller.name, order_no=p.order_no, amount=p.amount,
-                                        currency=p.currency, subject=p.subject, body=p.body,
-                                        display=p.display, print_slip=p.print_slip,
-                                        terminal=getattr(p, "terminal", None))
-        if not p.wait:
+        return await self._pay(caller, p, PaymentRequest(
+            method="qr_sale", order_no=p.order_no, amount=p.amount, currency=p.currency,
+            subject=p.subject, body=p.body, display=p.display, print_slip=p.print_slip,
+            terminal=p.terminal))
+
+    async def crypto_sale(self, caller: Caller, p: Any) -> object:
+        payer_key, payer_id = p.payer
+        return await self._pay(caller, p, PaymentRequest(
+            method="crypto_sale", order_no=p.order_no, amount_text=p.amount, currency=p.coin,
+            currency_field="coin", subject=p.subject, display=p.display,
+            print_slip=p.print_slip, terminal=p.terminal, extra={payer_key: payer_id}))
+
+    async def _pay(self, caller: Caller, p: Any, req: PaymentRequest) -> object:
+        """Start an operation; answer as its ``wait`` asks (a QR payment with ``wait: false``
+        answers once its QR exists)."""
+        rec = await self.engine.start(caller.name, req)
+        if not p.wait and rec.kind in QR_KINDS:
             return txn_view(await self._until_shown(rec))
         return await self._answer(rec, p.wait, p.timeout_s)
 
@@ -188,7 +204,7 @@ class Methods:
         return txn_view(rec)
 
     async def _until_shown(self, rec: TxnRecord) -> TxnRecord:
-        """For ``qr_sale`` with ``wait: false``: answer once the QR exists (or it failed)."""
+        """For a QR payment with ``wait: false``: answer once the QR exists (or it failed)."""
         return await self.engine.wait_until(
             rec.order_no, lambda r: bool(r.qr_deeplink) or r.is_final or _unreachable(r),
             QR_SHOWN_WAIT_S)

@@ -10,17 +10,20 @@ raises a :class:`~posbridge.errors.RequestError`: -32601 for an unknown method, 
   more-than-``max_amount`` values are refused. ``max_amount`` bounds a whole payment, so for a
   sale ``amount + tip`` must not exceed it.
 * ``currency`` is an upper-case ISO 4217 alphabetic code.
-* ``order_no`` is 1-32 characters of ``[A-Za-z0-9_-|*@]``; a ``qr_sale`` goes to UCanPay, whose
-  ``outTradeNo`` allows letters and digits only, so there the order number is stricter.
+* ``order_no`` is 1-32 characters of ``[A-Za-z0-9_-|*@]``. A provider may take fewer (a wallet
+  provider's order number may be letters and digits only): the provider's own limits are checked
+  by its adapter (:meth:`posbridge.providers.base.Provider.check`), not here.
 * Unknown parameters are refused and named. A JSON ``null`` counts as "not given", so an
   optional parameter may be sent as null, a required one may not.
 * Text is bounded (in characters) and may not contain control characters: it goes on to
-  providers, receipts and customer displays. Provider-specific limits (UCanPay's 30-character
-  ``subject``) are checked by the provider adapters, not here.
+  providers, receipts and customer displays. Provider-specific limits (a wallet provider's
+  30-character ``subject``) are checked by the provider adapters, not here.
 
-``refund.amount`` stays a string: its currency is the original transaction's, which only the
-engine knows; the engine parses it with :func:`posbridge.money.parse_amount`. Here it is checked
-against the widest ISO 4217 exponent (4), for sign, shape, zero and ``max_amount``.
+``refund.amount`` and ``crypto_sale.amount`` stay strings: their decimals are the original
+transaction's currency's, or the configured coin's, which only the engine knows; the engine
+parses them with :func:`posbridge.money.parse_amount`. Here a refund's amount is checked against
+the widest ISO 4217 exponent (4), a coin amount against :data:`posbridge.money.MAX_EXPONENT`, for
+sign, shape, zero and ``max_amount`` (a coin amount is compared with ``max_amount`` as a number).
 """
 
 from __future__ import annotations
@@ -37,11 +40,21 @@ from typing import ClassVar, Final
 from posbridge.ecr.protocol import METHODS, invalid_params, method_not_found
 from posbridge.errors import ConfigError
 from posbridge.lifecycle import State
-from posbridge.money import CURRENCIES, AmountError, exponent, format_amount, parse_amount
+from posbridge.money import (
+    CURRENCIES,
+    MAX_EXPONENT,
+    AmountError,
+    exponent,
+    format_amount,
+    parse_amount,
+    parse_decimal,
+)
 
 ORDER_NO_RE: Final = re.compile(r"[A-Za-z0-9_\-|*@]{1,32}")
-UCANPAY_ORDER_NO_RE: Final = re.compile(r"[A-Za-z0-9]{1,32}")
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
+_COIN_RE: Final = re.compile(r"[A-Z0-9]{2,10}")
+_PAYER_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:@\-]{1,64}")
+PAYER_KEYS: Final = ("open_id", "user_id")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CURSOR_RE: Final = re.compile(r"[\x21-\x7e]{1,256}")
 _RFC3339_RE: Final = re.compile(
@@ -51,7 +64,7 @@ _RFC3339_RE: Final = re.compile(
 MAX_TOKEN_CHARS: Final = 256
 MAX_PIN_CHARS: Final = 64
 MAX_NAME_CHARS: Final = 64  # terminal and display names / serial numbers
-MAX_DESCRIPTION_CHARS: Final = 128  # CodePay's ``description`` limit
+MAX_DESCRIPTION_CHARS: Final = 128  # the card provider's ``description`` limit
 MAX_SUBJECT_CHARS: Final = 128
 MAX_BODY_CHARS: Final = 256
 MAX_TIMEOUT_S: Final = 600.0
@@ -136,6 +149,24 @@ class QrSaleParams:
 
 
 @dataclass(frozen=True, slots=True)
+class CryptoSaleParams:
+    """A crypto sale. ``amount`` is the register's decimal string in ``coin``; ``payer`` is
+    ``("open_id", id)`` or ``("user_id", id)``: the platform user the register scanned."""
+
+    method: ClassVar[str] = "crypto_sale"
+    order_no: str
+    amount: str
+    coin: str
+    payer: tuple[str, str]
+    subject: str = ""
+    display: str | None = None
+    print_slip: bool = False
+    wait: bool = True
+    timeout_s: float | None = None
+    terminal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CancelParams:
     method: ClassVar[str] = "cancel"
     order_no: str
@@ -184,7 +215,7 @@ class EventsReplayParams:
 
 Params = (
     AuthParams | PingParams | SaleParams | VoidParams | RefundParams | QrSaleParams
-    | CancelParams | StatusParams | TransactionsListParams | TerminalsListParams
+    | CryptoSaleParams | CancelParams | StatusParams | TransactionsListParams | TerminalsListParams
     | BatchStatusParams | BatchCloseParams | EventsReplayParams
 )
 
@@ -209,6 +240,13 @@ def parse_params(method: str, params: object, *, max_amount: str) -> Params:
     return parser(reader)
 
 
+def parse_auth(params: object) -> AuthParams:
+    """The ``auth`` call's parameters (-32602 naming ``token`` when wrong)."""
+    parsed = parse_params("auth", params, max_amount="0")
+    assert isinstance(parsed, AuthParams)
+    return parsed
+
+
 def params_fingerprint(params: Params) -> str:
     """A canonical string of the parameters that define a payment, for idempotency.
 
@@ -223,20 +261,12 @@ def params_fingerprint(params: Params) -> str:
             continue
         if isinstance(params, RefundParams) and name == "amount":
             value = _canonical_decimal(params.amount)
+        elif isinstance(params, CryptoSaleParams) and name == "amount":
+            value = format(parse_decimal(params.amount).normalize(), "f")
         elif isinstance(value, datetime):
             value = value.isoformat()
         values[name] = value
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def ucanpay_order_no(order_no: str, *, field: str = "order_no") -> str:
-    """``order_no`` if UCanPay accepts it (``outTradeNo``/``outRefundNo``: letters and digits).
-
-    The engine calls this for a refund whose original went to UCanPay; ``qr_sale`` applies it.
-    """
-    if UCANPAY_ORDER_NO_RE.fullmatch(order_no) is None:
-        raise invalid_params(field, "a wallet (UCanPay) order number is letters and digits only")
-    return order_no
 
 
 _NOT_DEFINING: Final = frozenset({"wait", "timeout_s", "manager_pin"})
@@ -365,6 +395,43 @@ class _Reader:
         assert isinstance(value, str)  # money() accepted it, so it is a decimal string
         return value
 
+    def coin_amount(self, name: str) -> str:
+        """A positive amount in a coin, kept as the register's string: at most
+        :data:`MAX_EXPONENT` decimals here (the coin's own are checked by the engine), and
+        not above ``max_amount`` as a number."""
+        value = self._value(name, True)
+        try:
+            amount = parse_decimal(value, MAX_EXPONENT)
+        except AmountError as exc:
+            raise invalid_params(name, str(exc)) from None
+        if amount == 0:
+            raise invalid_params(name, "must be more than zero")
+        if amount > self.limit(_WIDEST_CURRENCY) / 10 ** exponent(_WIDEST_CURRENCY):
+            raise invalid_params(name, f"must not exceed max_amount {self._max_amount}")
+        assert isinstance(value, str)  # parse_decimal accepted it, so it is a decimal string
+        return value
+
+    def coin(self, name: str = "coin") -> str:
+        value = self._value(name, True)
+        if not isinstance(value, str) or _COIN_RE.fullmatch(value) is None:
+            raise invalid_params(name, 'must be an upper-case coin symbol such as "USDT"')
+        return value
+
+    def payer(self, name: str = "payer") -> tuple[str, str]:
+        """``{"open_id": ...}`` or ``{"user_id": ...}``: exactly one of them."""
+        value = self._value(name, True)
+        if not isinstance(value, Mapping):
+            raise invalid_params(name, 'must be an object: {"open_id": ...} or {"user_id": ...}')
+        keys = [k for k in value if value[k] is not None]
+        if len(keys) != 1 or keys[0] not in PAYER_KEYS:
+            raise invalid_params(name, "must hold exactly one of open_id or user_id")
+        key = str(keys[0])
+        ident = value[key]
+        if not isinstance(ident, str) or _PAYER_ID_RE.fullmatch(ident) is None:
+            raise invalid_params(f"{name}.{key}",
+                                 "must be 1-64 letters, digits or _ . : @ -")
+        return key, ident
+
     def state(self, name: str = "state") -> State | None:
         value = self._value(name, False)
         if value is None:
@@ -452,13 +519,24 @@ def _new_and_original(r: _Reader) -> tuple[str, str]:
 
 
 def _qr_sale(r: _Reader) -> QrSaleParams:
-    order_no = ucanpay_order_no(r.order_no())
+    order_no = r.order_no()
     currency = r.currency()
     return QrSaleParams(
         order_no=order_no, currency=currency,
         amount=r.money("amount", currency, required=True, zero_ok=False),
         subject=r.text("subject", MAX_SUBJECT_CHARS, required=True),
         body=r.text("body", MAX_BODY_CHARS),
+        display=r.optional_text("display", MAX_NAME_CHARS),
+        print_slip=r.boolean("print", False),
+        wait=r.boolean("wait", True), timeout_s=r.timeout(),
+        terminal=r.optional_text("terminal", MAX_NAME_CHARS),
+    )
+
+
+def _crypto_sale(r: _Reader) -> CryptoSaleParams:
+    return CryptoSaleParams(
+        order_no=r.order_no(), amount=r.coin_amount("amount"), coin=r.coin(),
+        payer=r.payer(), subject=r.text("subject", MAX_SUBJECT_CHARS),
         display=r.optional_text("display", MAX_NAME_CHARS),
         print_slip=r.boolean("print", False),
         wait=r.boolean("wait", True), timeout_s=r.timeout(),
@@ -503,6 +581,7 @@ _PARSERS: Final[dict[str, Callable[[_Reader], Params]]] = {
     "void": _void,
     "refund": _refund,
     "qr_sale": _qr_sale,
+    "crypto_sale": _crypto_sale,
     "cancel": _cancel,
     "status": _status,
     "transactions.list": _transactions_list,
@@ -525,6 +604,9 @@ _WIRE_NAMES: Final[dict[str, frozenset[str]]] = {
                          "wait", "timeout_s"}),
     "qr_sale": frozenset({"order_no", "amount", "currency", "subject", "body", "display",
                           "print", "wait", "timeout_s", "terminal"}),
+    # wait / timeout_s on crypto_sale: as for qr_sale (the protocol lists them for payments)
+    "crypto_sale": frozenset({"order_no", "amount", "coin", "payer", "subject", "display",
+                              "print", "wait", "timeout_s", "terminal"}),
     "cancel": frozenset({"order_no"}),
     "status": frozenset({"order_no", "refresh"}),
     "transactions.list": frozenset({"terminal", "state", "since", "limit", "cursor"}),

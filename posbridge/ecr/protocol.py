@@ -3,7 +3,7 @@
 The WebSocket server hands every text frame to :func:`parse_frame` and gets a :class:`Call`
 or a :class:`~posbridge.errors.RequestError`; it answers with :func:`result_frame` or
 :func:`error_frame` and pushes :func:`notification_frame`. Per-method parameter validation
-lives in :mod:`posbridge.ecr.params` and is reachable from here as :func:`parse_params`.
+lives in :mod:`posbridge.ecr.params`, which builds on this module's error table.
 
 Choices where JSON-RPC 2.0 leaves room (published in ``docs/ecr-protocol.md``):
 
@@ -27,27 +27,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, overload
+from typing import Final, Literal
 
 from posbridge.errors import RequestError
-
-if TYPE_CHECKING:
-    from posbridge.ecr.params import (
-        AuthParams,
-        BatchCloseParams,
-        BatchStatusParams,
-        CancelParams,
-        EventsReplayParams,
-        Params,
-        PingParams,
-        QrSaleParams,
-        RefundParams,
-        SaleParams,
-        StatusParams,
-        TerminalsListParams,
-        TransactionsListParams,
-        VoidParams,
-    )
 
 JSONRPC_VERSION: Final = "2.0"
 # The transport refuses larger frames (close 1009); checked here again so the core is safe alone.
@@ -190,6 +172,7 @@ METHOD_ROLES: Final[dict[str, Role]] = {
     "void": "manager",
     "refund": "manager",
     "qr_sale": "cashier",
+    "crypto_sale": "cashier",
     "cancel": "cashier",
     "status": "cashier",
     "transactions.list": "cashier",
@@ -234,7 +217,7 @@ def parse_frame(data: str | bytes) -> Call:
 
     The error's ``id`` is the request's id once that id is known to be valid, else None.
     ``params`` is returned as given (an object; absent means ``{}``): per-method
-    validation is :func:`parse_params`.
+    validation is :func:`posbridge.ecr.params.parse_params`.
     """
     obj = _decode(data)
     if isinstance(obj, list):
@@ -361,73 +344,6 @@ def _request_id(obj: dict[str, object]) -> RequestId | None:
     if isinstance(value, str) and len(value) > MAX_ID_CHARS:
         raise invalid_request(f'"id" must be at most {MAX_ID_CHARS} characters')
     return value
-
-
-# -- parameters ----------------------------------------------------------------------------
-# Implemented in posbridge.ecr.params, which builds on this module's error table; imported
-# when called so that the two modules do not import each other at load time.
-
-
-@overload
-def parse_params(method: Literal["auth"], params: object, *, max_amount: str) -> AuthParams: ...
-@overload
-def parse_params(method: Literal["ping"], params: object, *, max_amount: str) -> PingParams: ...
-@overload
-def parse_params(method: Literal["sale"], params: object, *, max_amount: str) -> SaleParams: ...
-@overload
-def parse_params(method: Literal["void"], params: object, *, max_amount: str) -> VoidParams: ...
-@overload
-def parse_params(
-    method: Literal["refund"], params: object, *, max_amount: str
-) -> RefundParams: ...
-@overload
-def parse_params(
-    method: Literal["qr_sale"], params: object, *, max_amount: str
-) -> QrSaleParams: ...
-@overload
-def parse_params(
-    method: Literal["cancel"], params: object, *, max_amount: str
-) -> CancelParams: ...
-@overload
-def parse_params(
-    method: Literal["status"], params: object, *, max_amount: str
-) -> StatusParams: ...
-@overload
-def parse_params(
-    method: Literal["transactions.list"], params: object, *, max_amount: str
-) -> TransactionsListParams: ...
-@overload
-def parse_params(
-    method: Literal["terminals.list"], params: object, *, max_amount: str
-) -> TerminalsListParams: ...
-@overload
-def parse_params(
-    method: Literal["batch.status"], params: object, *, max_amount: str
-) -> BatchStatusParams: ...
-@overload
-def parse_params(
-    method: Literal["batch.close"], params: object, *, max_amount: str
-) -> BatchCloseParams: ...
-@overload
-def parse_params(
-    method: Literal["events.replay"], params: object, *, max_amount: str
-) -> EventsReplayParams: ...
-@overload
-def parse_params(method: str, params: object, *, max_amount: str) -> Params: ...
-
-
-def parse_params(method: str, params: object, *, max_amount: str) -> Params:
-    """Validate ``params`` of ``method``; see :func:`posbridge.ecr.params.parse_params`."""
-    from posbridge.ecr import params as _params
-
-    return _params.parse_params(method, params, max_amount=max_amount)
-
-
-def params_fingerprint(params: Params) -> str:
-    """See :func:`posbridge.ecr.params.params_fingerprint`."""
-    from posbridge.ecr import params as _params
-
-    return _params.params_fingerprint(params)
 
 
 # -- encoding ------------------------------------------------------------------------------

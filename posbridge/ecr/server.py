@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 from posbridge.ecr import protocol as proto
 from posbridge.ecr.hub import EventHub
 from posbridge.ecr.methods import Caller, Methods
+from posbridge.ecr.params import parse_auth
 from posbridge.errors import JournalError, RequestError
 
 log = structlog.get_logger(__name__)
@@ -208,8 +209,7 @@ class EcrServer:
             call = proto.parse_frame(message)
             if call.method != "auth":
                 raise RequestError(1001, "unauthorized", "authenticate first")
-            params = proto.parse_params("auth", call.params, max_amount="0")
-            client = await self.auth.authenticate(params.token, peer=peer)
+            client = await self.auth.authenticate(parse_auth(call.params).token, peer=peer)
         except RequestError:
             client = None
             call = None
@@ -226,7 +226,7 @@ class EcrServer:
         """``auth`` on a connection that is already authenticated: the same token (or another
         of the same register) answers ``{name, role}`` again; a wrong token closes the
         connection with 4401 like a wrong first login."""
-        token = proto.parse_params("auth", params, max_amount="0").token
+        token = parse_auth(params).token
         client = await self.auth.authenticate(token, peer=conn.caller.peer)
         if client is None:
             log.warning("auth_refused", peer=conn.caller.peer, how="message")

@@ -41,20 +41,33 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
 
+from posbridge.batches import Batches
+from posbridge.config import Config
+from posbridge.engine import Engine
 from posbridge.errors import RequestError
-from posbridge.journal import TxnQuery
+from posbridge.journal import Journal, TxnQuery
 from posbridge.lifecycle import State
 from posbridge.money import format_amount
 from posbridge.records import Attention, TxnRecord
+from posbridge.secrets import PinChecker
 from posbridge.views import rfc3339
 
-if TYPE_CHECKING:
-    from posbridge.daemon import Daemon
+
+class ManagerHost(Protocol):
+    """What the manager page needs of the daemon."""
+
+    config: Config
+    journal: Journal
+    engine: Engine
+    batches: Batches
+    pins: PinChecker | None
+
+    async def terminal_views(self) -> list[dict[str, Any]]: ...
 
 log = structlog.get_logger(__name__)
 
@@ -339,7 +352,7 @@ def _discrepancy(diff: Mapping[str, Any]) -> str:
 
 
 def _amount(rec: TxnRecord) -> str:
-    return f"{format_amount(rec.amount + rec.tip, rec.currency)} {rec.currency}"
+    return f"{format_amount(rec.amount + rec.tip, rec.currency, rec.exponent)} {rec.currency}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,7 +362,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Action = Callable[[Any], Awaitable[tuple[str, bool]]]
 
 
-def manager_routes(daemon: Daemon) -> list[web.RouteDef]:
+def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
     sessions = Sessions()
     secure = daemon.config.bridge.tls_cert_file is not None
     batch_lock = asyncio.Lock()  # one manager close at a time: the batch-number check holds

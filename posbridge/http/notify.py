@@ -14,18 +14,16 @@ from aiohttp import web
 
 from posbridge.engine import Engine
 from posbridge.errors import JournalError, NotificationRejected
-from posbridge.providers.base import NotificationAnswer, Provider
+from posbridge.providers.base import NotificationAnswer, Provider, notify_path
 
 log = structlog.get_logger(__name__)
 
 MAX_NOTIFICATION_BYTES = 64 * 1024
 
-# notification path for each provider, relative to the public URL
-NOTIFY_PATHS = {"codepay": "/notify/codepay", "ucanpay": "/notify/ucanpay"}
-
 
 def notify_url(public_url: str, provider: str) -> str:
-    return public_url.rstrip("/") + NOTIFY_PATHS[provider]
+    """The URL ``provider`` sends its notifications to, under ``public_url``."""
+    return public_url.rstrip("/") + notify_path(provider)
 
 
 def notify_routes(
@@ -36,11 +34,10 @@ def notify_routes(
 ) -> list[web.RouteDef]:
     routes = []
     for name, provider in providers.items():
-        path = NOTIFY_PATHS.get(name)
-        if path is not None:
-            handler = _handler(engine, name, provider, on_rejected)
-            routes.append(web.post(path, handler))
-            routes.append(web.post(path + "/{kind}", handler))  # e.g. a refund notify URL
+        path = notify_path(name)
+        handler = _handler(engine, name, provider, on_rejected)
+        routes.append(web.post(path, handler))
+        routes.append(web.post(path + "/{kind}", handler))  # e.g. a refund notify URL
     return routes
 
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from posbridge.daemon import Daemon
+from posbridge.metrics import Metrics
 
 
-def ops_routes(daemon: Daemon) -> list[web.RouteDef]:
+class OpsHost(Protocol):
+    """What the operations endpoints need of the daemon."""
+
+    metrics: Metrics
+
+    async def health(self) -> dict[str, Any]: ...
+
+    def refresh_metrics(self) -> None: ...
+
+
+def ops_routes(daemon: OpsHost) -> list[web.RouteDef]:
     async def healthz(request: web.Request) -> web.Response:
         report = await daemon.health()
         return web.json_response(report, status=200 if report["status"] == "ok" else 503)

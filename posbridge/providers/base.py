@@ -97,6 +97,7 @@ class ProviderReport:
     message: str | None = None
     terminal_online: bool | None = None
     qr_text: str | None = None  # the exact text the customer's QR encodes (deeplink, pay page)
+    reversed: bool = False  # :meth:`Provider.reverse` undid the order (any payment returned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,9 @@ class Pacing:
     poll_interval_s: float = 2.0
     poll_max_s: float = 15.0
     create_retry_s: float = 1.0
+    #: how often an order whose create answer was lost is looked for when the provider cannot
+    #: be asked about it directly (:meth:`Provider.find_lost`: a statement, not a status query)
+    lost_poll_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +265,12 @@ def invalid_input(field_name: str, problem: str) -> RequestError:
 
 
 # -- the plug-in declaration ---------------------------------------------------------------
+
+
+def notify_path(name: str) -> str:
+    """Where provider ``name``'s notifications arrive on the HTTP listener (its plug-in's
+    ``notify_suffixes`` are appended for the kinds that have their own URL)."""
+    return f"/notify/{name}"
 
 
 @dataclass(frozen=True, slots=True)

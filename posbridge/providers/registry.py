@@ -13,12 +13,7 @@ from typing import Final
 
 from posbridge.providers.base import ProviderPlugin
 from posbridge.providers.codepay.plugin import PLUGIN as CODEPAY
+from posbridge.providers.opay.plugin import PLUGIN as OPAY
 from posbridge.providers.ucanpay.plugin import PLUGIN as UCANPAY
 
-PLUGINS: Final[Mapping[str, ProviderPlugin]] = {p.name: p for p in (CODEPAY, UCANPAY)}
-
-
-def notify_path(name: str) -> str:
-    """Where provider ``name``'s notifications arrive on the HTTP listener (its plug-in's
-    ``notify_suffixes`` are appended for the kinds that have their own URL)."""
-    return f"/notify/{name}"
+PLUGINS: Final[Mapping[str, ProviderPlugin]] = {p.name: p for p in (CODEPAY, UCANPAY, OPAY)}

@@ -62,8 +62,11 @@ class Simulator(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def scan_and_pay(self, provider_ref: str) -> None:
+    async def scan_and_pay(self, provider_ref: str) -> object:
         """The customer scans the shown QR and pays (the display's sandbox button)."""
+
+    def stats(self, order_no: str) -> dict[str, object]:
+        """What the simulator saw of ``order_no`` (JSON-able), for tests in other processes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,4 +81,7 @@ class SandboxSpec:
     #: what the simulator does by amount, for the start banner and the README:
     #: (the amount rule, e.g. ".05" or "x.x5", what happens)
     behaviours: tuple[tuple[str, str], ...] = ()
-    title: str = ""  # e.g. "simulated card terminals" (the banner's heading for behaviours)
+    title: str = ""  # the banner's heading for its behaviours
+    #: the simulated card terminals it offers, (serial number, lane name): each lane gets a
+    #: web display and a file printer of its name
+    terminals: tuple[tuple[str, str], ...] = ()

@@ -64,6 +64,7 @@ from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay import signing
 from posbridge.providers.codepay.client import ENTRY_PATH
 from posbridge.providers.codepay.messages import TransStatus, TransType
+from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
 
 __all__ = ["BEHAVIOURS", "REFUSALS", "Behaviour", "CodePaySimulator", "SentNotification",
            "SimOrder", "behaviour_for"]
@@ -245,6 +246,8 @@ class CodePaySimulator:
         # What a closed or expired order reports: 3 (cancelled). PROVIDERS.md gives 1 as
         # "closed/failed", so a test may set FAILED to play a gateway that reports closes so.
         self.closed_status = TransStatus.CANCELLED
+        # Some gateways add an error code to such a status 1 (code, message): a test sets it.
+        self.closed_error: tuple[str, str] | None = None
         self._online: dict[str, bool] = {}
         self._batches: dict[str, _Batch] = {}
         self._by_trans_no: dict[str, SimOrder] = {}
@@ -294,6 +297,22 @@ class CodePaySimulator:
             self._runner = None
 
     # -- recording and knobs ------------------------------------------------------------------
+
+    async def scan_and_pay(self, provider_ref: str) -> None:
+        """The customer pays order ``provider_ref`` (its ``trans_no``) now: it is approved and
+        notified, whatever its behaviour (the sandbox display's button; tests)."""
+        order = self._by_trans_no.get(provider_ref)
+        if order is None or order.status in FINAL:
+            return
+        self._stop_terminal(order)
+        self._set_final(order, TransStatus.SUCCESS)
+        await self._notify_result(order)
+
+    def stats(self, order_no: str) -> dict[str, object]:
+        """Creates and methods seen for ``order_no``, and every batch closed."""
+        return {"creates": self.create_count(order_no),
+                "methods": list(self.method_log(order_no)),
+                "batch_closes": list(self.batch_closes)}
 
     def create_count(self, merchant_order_no: str) -> int:
         """How many creates for ``merchant_order_no`` arrived (refused duplicates included)."""
@@ -479,7 +498,7 @@ class CodePaySimulator:
             raise _Refusal("ORDER_NOT_EXIST")
         if order.status is TransStatus.CREATED:
             self._stop_terminal(order)
-            self._set_final(order, self.closed_status)
+            self._closed(order)
             if order.behaviour is Behaviour.LATE_APPROVAL:
                 self._terminal_tasks[order.merchant_order_no] = self._spawn(
                     self._late_approval(order))
@@ -574,8 +593,13 @@ class CodePaySimulator:
 
     def _expired(self, order: SimOrder) -> None:
         if order.status not in FINAL:
-            self._set_final(order, self.closed_status)
+            self._closed(order)
             log.info("codepay_sim_expired", order_no=order.merchant_order_no)
+
+    def _closed(self, order: SimOrder) -> None:
+        if self.closed_error is not None and self.closed_status is TransStatus.FAILED:
+            order.error_code, order.error_msg = self.closed_error
+        self._set_final(order, self.closed_status)
 
     def _stop_terminal(self, order: SimOrder) -> None:
         task = self._terminal_tasks.pop(order.merchant_order_no, None)
@@ -735,3 +759,36 @@ def _text(value: object) -> str | None:
 
 def _digits(n: int) -> str:
     return f"{secrets.randbelow(10 ** n):0{n}d}"
+
+
+# -- the sandbox's view of this simulator ----------------------------------------------------
+
+APP_ID: Final = "sandbox-app"
+MERCHANT_NO: Final = "SANDBOX000001"
+STORE_NO: Final = "SANDBOXSTORE1"
+#: The simulated terminals: (serial number, lane name).
+TERMINALS: Final = (("SANDBOX0000000001", "lane-1"), ("SANDBOX0000000002", "lane-2"))
+
+
+async def _start(keys: SandboxKeys, pacing: SimPacing) -> CodePaySimulator:
+    sim = CodePaySimulator(
+        app_id=APP_ID, merchant_no=MERCHANT_NO,
+        gateway_private_key=keys.private_key("codepay_gateway"),
+        merchant_public_key=keys.public_key("merchant"),
+        approve_delay_s=pacing.approve_delay_s)
+    await sim.start()
+    return sim
+
+
+def _section(sim: CodePaySimulator, keys: SandboxKeys, pacing: BridgePacing) -> dict[str, Any]:
+    return {"base_url": sim.url, "app_id": APP_ID, "merchant_no": MERCHANT_NO,
+            "store_no": STORE_NO, "private_key_file": str(keys.private("merchant")),
+            "gateway_public_key_file": str(keys.public("codepay_gateway")),
+            "expires_s": pacing.expires_s, "poll_interval_s": pacing.poll_interval_s}
+
+
+SANDBOX: Final = SandboxSpec(
+    provider="codepay", key_names=("merchant", "codepay_gateway"), start=_start,
+    section=_section, terminals=TERMINALS,
+    title="simulated card terminals decide by the amount's cents",
+    behaviours=tuple((f".{cents:02d}", what) for cents, what in sorted(BEHAVIOURS.items())))

@@ -1,22 +1,22 @@
 """``posbridge serve --sandbox``: the daemon with embedded simulators, no account, no hardware.
 
 The sandbox keeps its state in one folder (default
-:func:`~posbridge.sandbox.paths.default_sandbox_dir`):
-generated RSA keys for the merchant and both simulated gateways, the register token and the
-manager PIN (so they stay the same across restarts), the journal, the file printer's output
-with a PNG of each slip, and the file display's frames. The simulators run in the daemon's
-process on 127.0.0.1 with ports of their own; the customer display is the web page at
-``/display/lane-1``.
+:func:`~posbridge.sandbox.paths.default_sandbox_dir`): generated RSA keys for the merchant and
+every simulated gateway, the register token and the manager PIN (so they stay the same across
+restarts), the journal, the file printer's output with a PNG of each slip, and the file
+display's frames. The simulators run in the daemon's process on 127.0.0.1 with ports of their
+own; each simulated terminal's lane has a web customer display at ``/display/<lane>``.
 
-Simulated terminals decide by the amount's cents; see
-:data:`posbridge.sandbox.codepay_sim.BEHAVIOURS` (printed at start).
+Every provider plug-in that names a simulator (:class:`~posbridge.sandbox.base.SandboxSpec`)
+gets one; what each does by amount is printed at start.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets as pysecrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,42 +24,40 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from posbridge.keyfiles import generate_rsa_pem, load_private_key
-from posbridge.sandbox.codepay_sim import CodePaySimulator
-from posbridge.sandbox.ucanpay_sim import UCanPaySimulator
+from posbridge.providers.registry import PLUGINS
+from posbridge.sandbox.base import (
+    BridgePacing,
+    SandboxKeys,
+    SandboxSpec,
+    SimPacing,
+    Simulator,
+)
 from posbridge.secrets import hash_secret
 
-APP_ID = "sandbox-app"
-MERCHANT_NO = "SANDBOX000001"
-STORE_NO = "SANDBOXSTORE1"
-UCANPAY_MERCHANT = "SANDBOXUCP01"
-TERMINALS = (("SANDBOX0000000001", "lane-1"), ("SANDBOX0000000002", "lane-2"))
-KEY_NAMES = ("merchant", "codepay_gateway", "ucanpay_merchant", "ucanpay_gateway")
+__all__ = ["SandboxKeys", "Simulators", "ensure_keys", "ensure_secret", "new_pin",
+           "new_token", "sandbox_config_data", "sandbox_specs", "start_simulators"]
 
 
-@dataclass(frozen=True)
-class SandboxKeys:
-    """PEM files in ``<dir>/keys``: ``<name>_private.pem`` and ``<name>_public.pem``."""
-
-    dir: Path
-
-    def private(self, name: str) -> Path:
-        return self.dir / f"{name}_private.pem"
-
-    def public(self, name: str) -> Path:
-        return self.dir / f"{name}_public.pem"
-
-    def private_key(self, name: str) -> Any:
-        return load_private_key(self.private(name).read_bytes())
-
-    def public_key(self, name: str) -> Any:
-        return self.private_key(name).public_key()
+def sandbox_specs() -> dict[str, SandboxSpec]:
+    """The simulator of every provider plug-in that has one, by provider name."""
+    specs: dict[str, SandboxSpec] = {}
+    for name, plugin in PLUGINS.items():
+        if plugin.sandbox is None:
+            continue
+        module, _, attribute = plugin.sandbox.partition(":")
+        spec = getattr(importlib.import_module(module), attribute)
+        if not isinstance(spec, SandboxSpec) or spec.provider != name:
+            raise TypeError(f"{plugin.sandbox} is not the SandboxSpec of {name}")
+        specs[name] = spec
+    return specs
 
 
 def ensure_keys(data_dir: Path, *, bits: int = 2048) -> SandboxKeys:
     """Generate the sandbox key pairs once (files readable by the owner only)."""
     keys = SandboxKeys(data_dir / "keys")
     keys.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for name in KEY_NAMES:
+    names = dict.fromkeys(n for spec in sandbox_specs().values() for n in spec.key_names)
+    for name in names:
         if keys.private(name).exists():
             continue
         pem = generate_rsa_pem(bits)
@@ -90,29 +88,49 @@ def ensure_secret(path: Path, make: Any) -> str:
 
 @dataclass
 class Simulators:
-    codepay: CodePaySimulator
-    ucanpay: UCanPaySimulator
+    """The running simulators by provider name (``sims.by_name[name]``, or as attributes:
+    ``sims.<name>``)."""
+
+    by_name: dict[str, Simulator]
+    specs: dict[str, SandboxSpec]
+
+    def __getattr__(self, name: str) -> Any:
+        by_name = self.__dict__.get("by_name", {})
+        if name in by_name:
+            return by_name[name]
+        raise AttributeError(name)
+
+    async def pay(self, provider: str, provider_ref: str) -> None:
+        """The customer pays ``provider_ref`` at ``provider``'s simulator."""
+        sim = self.by_name.get(provider)
+        if sim is not None:
+            await sim.scan_and_pay(provider_ref)
+
+    @property
+    def terminals(self) -> tuple[tuple[str, str, str], ...]:
+        """Every simulated terminal: (provider, serial number, lane name)."""
+        return tuple((name, sn, lane) for name, spec in self.specs.items()
+                     for sn, lane in spec.terminals)
 
     async def stop(self) -> None:
-        await self.codepay.stop()
-        await self.ucanpay.stop()
+        for sim in self.by_name.values():
+            await sim.stop()
 
 
 async def start_simulators(keys: SandboxKeys, *, approve_delay_s: float,
                            notify_interval_s: float = 1.0) -> Simulators:
-    codepay = CodePaySimulator(
-        app_id=APP_ID, merchant_no=MERCHANT_NO,
-        gateway_private_key=keys.private_key("codepay_gateway"),
-        merchant_public_key=keys.public_key("merchant"),
-        approve_delay_s=approve_delay_s)
-    await codepay.start()
-    ucanpay = UCanPaySimulator(
-        merchant_id=UCANPAY_MERCHANT,
-        private_key=keys.private_key("ucanpay_gateway"),
-        merchant_public_key=keys.public_key("ucanpay_merchant"),
-        notify_interval_s=notify_interval_s)
-    await ucanpay.start()
-    return Simulators(codepay, ucanpay)
+    """Start the simulator of every provider plug-in that has one."""
+    pacing = SimPacing(approve_delay_s=approve_delay_s, notify_interval_s=notify_interval_s)
+    specs = sandbox_specs()
+    started: dict[str, Simulator] = {}
+    try:
+        for name, spec in specs.items():
+            started[name] = await spec.start(keys, pacing)
+    except BaseException:
+        for sim in started.values():
+            await sim.stop()
+        raise
+    return Simulators(started, specs)
 
 
 def sandbox_config_data(
@@ -132,6 +150,12 @@ def sandbox_config_data(
 ) -> dict[str, Any]:
     """The configuration of a sandbox daemon, as a TOML-shaped mapping."""
     out = data_dir / "out"
+    pacing = BridgePacing(poll_interval_s=poll_interval_s, expires_s=expires_s,
+                          qr_timeout_s=qr_timeout_s)
+    sections: dict[str, Mapping[str, Any]] = {
+        name: spec.section(sims.by_name[name], keys, pacing)
+        for name, spec in sims.specs.items()}
+    lanes = sims.terminals
     return {
         "bridge": {"data_dir": str(data_dir), "ecr_listen": ecr_listen,
                    "http_listen": http_listen, "public_url": public_url,
@@ -140,25 +164,16 @@ def sandbox_config_data(
             {"name": "lane-1", "role": "cashier", "token_hash": hashed(token)},
         ],
         "manager": {"pin_hash": hashed(pin)},
-        "codepay": {"base_url": sims.codepay.url, "app_id": APP_ID, "merchant_no": MERCHANT_NO,
-                    "store_no": STORE_NO,
-                    "private_key_file": str(keys.private("merchant")),
-                    "gateway_public_key_file": str(keys.public("codepay_gateway")),
-                    "expires_s": expires_s, "poll_interval_s": poll_interval_s},
-        "ucanpay": {"base_url": sims.ucanpay.url, "merchant_id": UCANPAY_MERCHANT,
-                    "private_key_file": str(keys.private("ucanpay_merchant")),
-                    "public_key_file": str(keys.public("ucanpay_gateway")),
-                    "currency": "CAD", "qr_timeout_s": qr_timeout_s,
-                    "poll_interval_s": poll_interval_s},
+        **{name: dict(section) for name, section in sections.items()},
         "terminals": [
-            {"sn": sn, "name": name, "display": name, "printer": name}
-            for sn, name in TERMINALS
+            {"sn": sn, "name": lane, "provider": provider, "display": lane, "printer": lane}
+            for provider, sn, lane in lanes
         ],
-        "displays": [{"name": name, "kind": "web"} for _sn, name in TERMINALS],
+        "displays": [{"name": lane, "kind": "web"} for _p, _sn, lane in lanes],
         "printers": [
-            {"name": name, "kind": "file", "path": str(out / f"printer-{name}.bin"),
-             "png_dir": str(out / f"printer-{name}"), "width_dots": 576}
-            for _sn, name in TERMINALS
+            {"name": lane, "kind": "file", "path": str(out / f"printer-{lane}.bin"),
+             "png_dir": str(out / f"printer-{lane}"), "width_dots": 576}
+            for _p, _sn, lane in lanes
         ],
     }
 
@@ -169,4 +184,3 @@ def new_token() -> str:
 
 def new_pin() -> str:
     return f"{pysecrets.randbelow(10**6):06d}"
-

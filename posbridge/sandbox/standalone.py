@@ -23,10 +23,11 @@ from posbridge.sandbox.runtime import Simulators, ensure_keys, start_simulators
 
 
 def register_commands(sub: Any) -> None:
-    p = sub.add_parser("simulate", help="run the CodePay and UCanPay simulators on their own")
+    p = sub.add_parser("simulate", help="run the providers' simulators on their own")
     p.add_argument("--data-dir", type=Path, required=True, help="keys are kept here")
     p.add_argument("--ready-file", type=Path, required=True,
-                   help="written (JSON: codepay, ucanpay, admin URLs) once listening")
+                   help="written (JSON: each simulator's URL by provider, admin URL) once "
+                        "listening")
     p.add_argument("--approve-delay", type=float, default=0.05)
     p.add_argument("--notify-interval", type=float, default=0.2)
     p.set_defaults(func=_run)
@@ -42,12 +43,8 @@ def _run(args: argparse.Namespace) -> int:
 def _admin_app(sims: Simulators) -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         order_no = request.query.get("order_no", "")
-        return web.json_response({
-            "order_no": order_no,
-            "creates": sims.codepay.create_count(order_no),
-            "methods": list(sims.codepay.method_log(order_no)),
-            "batch_closes": list(sims.codepay.batch_closes),
-        })
+        return web.json_response({"order_no": order_no, **{
+            name: sim.stats(order_no) for name, sim in sims.by_name.items()}})
 
     app = web.Application()
     app.add_routes([web.get("/stats", stats)])
@@ -64,7 +61,7 @@ async def _main(args: argparse.Namespace) -> int:
     await site.start()
     admin_port = runner.addresses[0][1]
     tmp = args.ready_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"codepay": sims.codepay.url, "ucanpay": sims.ucanpay.url,
+    tmp.write_text(json.dumps({**{name: sim.url for name, sim in sims.by_name.items()},
                                "admin": f"http://127.0.0.1:{admin_port}",
                                "pid": os.getpid()}))
     tmp.replace(args.ready_file)

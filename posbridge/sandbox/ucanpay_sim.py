@@ -38,21 +38,20 @@ import asyncio
 import itertools
 import json
 import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Coroutine
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from posbridge.errors import PosbridgeError
 from posbridge.providers.ucanpay import messages as m
 from posbridge.providers.ucanpay.signing import SignScheme, sign_params, sign_type, verify_params
+from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
+from posbridge.sandbox.httpsim import HttpSimulator, SimulatorError
 
 __all__ = ["SimOrder", "SimRefund", "SimulatorError", "UCanPaySimulator"]
 
@@ -84,10 +83,6 @@ def _param_error(method: m.Method) -> str:
     """The seed's name for a malformed parameter: ``PARAM_ERROR`` in the refund tables,
     ``INVALID_REQUEST`` ("参数错误") in unifiedorder's."""
     return "PARAM_ERROR" if method in (m.Method.REFUND, m.Method.REFUNDQUERY) else "INVALID_REQUEST"
-
-
-class SimulatorError(PosbridgeError):
-    """A sandbox action that cannot be done (unknown order, not payable)."""
 
 
 class _Refusal(Exception):
@@ -130,8 +125,10 @@ class SimOrder:
         return sum(r.amount for r in self.refunds.values() if r.status in ("SUCCESS", "PROCESSING"))
 
 
-class UCanPaySimulator:
+class UCanPaySimulator(HttpSimulator):
     """The simulated UCanPay gateway. ``await start()``, use :attr:`url`, ``await stop()``."""
+
+    label = "UCanPay simulator"
 
     def __init__(
         self,
@@ -146,6 +143,7 @@ class UCanPaySimulator:
         notify_attempts: int = 20,
         refund_delay_s: float = 0.2,
     ) -> None:
+        super().__init__()
         self.merchant_id = merchant_id
         self._private_key = private_key
         self._merchant_public_key = merchant_public_key
@@ -161,70 +159,27 @@ class UCanPaySimulator:
         self._by_ucp: dict[str, SimOrder] = {}
         self._refund_owner: dict[str, str] = {}  # outRefundNo -> outTradeNo
         self._numbers = itertools.count(377654578511872)
-        self._fail: dict[str, list[str]] = defaultdict(list)
-        self._drop: dict[str, int] = defaultdict(int)
-        self._wrong_key: dict[str, int] = defaultdict(int)
-        self._other_key: RSAPrivateKey | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._url: str | None = None
         self._nonces: OrderedDict[str, None] = OrderedDict()
         self.data_as_string = False
         """Send ``data`` as a JSON-encoded string (replies and notifications)."""
         self.error_style: ErrorStyle = "errcode"
         """Where an error reply's code name travels (see the module docstring)."""
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on ``host:port`` (port 0: any free port; see :attr:`url`)."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The API's methods and the sandbox's pay button."""
         app.router.add_post("/payment/{method}", self._handle)
         app.router.add_post("/sandbox/pay/{ref}", self._handle_pay)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0]
-        self._url = f"http://{bound[0]}:{bound[1]}"
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        log.info("ucanpay_sim_started", url=self._url)
-
-    @property
-    def url(self) -> str:
-        """The base URL (``http://127.0.0.1:PORT``) once started."""
-        if self._url is None:
-            raise SimulatorError("the UCanPay simulator is not started")
-        return self._url
-
-    async def stop(self) -> None:
-        """Release held answers, stop notifying, close the listener."""
-        self._closing.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
 
     # -- failure injection and recording ---------------------------------------------------
 
     def fail_next(self, method: str, code: str = "SYSTEMERROR") -> None:
         """The next ``method`` request is answered with error ``code`` without being processed."""
-        self._fail[method].append(code)
+        super().fail_next(method, code)
 
-    def drop_next_response(self, method: str) -> None:
-        """The next ``method`` request is processed but never answered (until stop)."""
-        self._drop[method] += 1
-
-    def sign_with_wrong_key_next(self, method: str) -> None:
-        """The next ``method`` reply is signed with a key the merchant does not know."""
-        self._wrong_key[method] += 1
+    def stats(self, order_no: str) -> dict[str, object]:
+        """Requests seen for ``order_no`` (its outTradeNo), by method."""
+        methods = [name for name, body in self.requests if body.get("outTradeNo") == order_no]
+        return {"creates": methods.count("unifiedorder"), "methods": methods}
 
     def count(self, method: str, out_trade_no: str | None = None) -> int:
         """How many ``method`` requests arrived (for ``out_trade_no`` if given)."""
@@ -295,17 +250,15 @@ class UCanPaySimulator:
             self._nonces[nonce] = None
             if len(self._nonces) > _NONCE_MEMORY:
                 self._nonces.popitem(last=False)
-        if self._fail[name]:
-            return self._error(name, self._fail[name].pop(0), "injected failure")
+        injected = self._take_failure(name)
+        if injected is not None:
+            return self._error(name, injected, "injected failure")
         try:
             self._check(method, body)
             data = self._process(method, body)
         except _Refusal as exc:
             return self._error(name, exc.code, exc.message)
-        if self._drop[name]:
-            self._drop[name] -= 1
-            await self._closing.wait()  # processed; the answer is "lost"
-            raise web.HTTPServiceUnavailable()
+        await self._hold_if_dropped(name)  # processed; the answer may be "lost"
         return web.json_response({"code": 0, "msg": "SUCCESS",
                                   "data": self._wire(self._signed(name, data))})
 
@@ -486,11 +439,8 @@ class UCanPaySimulator:
         key: RSAPrivateKey | str = self._private_key
         if self._scheme is SignScheme.MD5 and self._md5_key is not None:
             key = self._md5_key
-        if self._wrong_key[method]:
-            self._wrong_key[method] -= 1
-            if self._other_key is None:
-                self._other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            key = self._other_key if isinstance(key, RSAPrivateKey) else key + "wrong"
+        if self._wrong_key_due(method):
+            key = self._stranger_key() if isinstance(key, RSAPrivateKey) else key + "wrong"
         return sign_params(data, key, self._scheme)
 
     def _wire(self, data: dict[str, Any]) -> dict[str, Any] | str:
@@ -521,15 +471,10 @@ class UCanPaySimulator:
     def _notify_later(self, url: str, note: dict[str, Any]) -> None:
         self._spawn(self._notify(url, note))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _notify(self, url: str, note: dict[str, Any]) -> None:
         """POST ``note`` until answered SUCCESS, every ``notify_interval_s``, bounded."""
         for _attempt in range(self.notify_attempts):
-            answer = await self._post_note(url, note)
+            answer = await self._post_json(url, note)
             self.notifications.append((url, note, answer))
             try:
                 ok = json.loads(answer).get("return_code") == "SUCCESS"
@@ -540,11 +485,29 @@ class UCanPaySimulator:
             await asyncio.sleep(self.notify_interval_s)
         log.info("ucanpay_sim_notify_gave_up", url=url)
 
-    async def _post_note(self, url: str, note: dict[str, Any]) -> str:
-        if self._http is None:
-            return ""
-        try:
-            async with self._http.post(url, json=note) as resp:
-                return await resp.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"error: {exc}"
+# -- the sandbox's view of this simulator ----------------------------------------------------
+
+MERCHANT_ID: Final = "SANDBOXUCP01"
+
+
+async def _start(keys: SandboxKeys, pacing: SimPacing) -> UCanPaySimulator:
+    sim = UCanPaySimulator(
+        merchant_id=MERCHANT_ID, private_key=keys.private_key("ucanpay_gateway"),
+        merchant_public_key=keys.public_key("ucanpay_merchant"),
+        notify_interval_s=pacing.notify_interval_s)
+    await sim.start()
+    return sim
+
+
+def _section(sim: UCanPaySimulator, keys: SandboxKeys, pacing: BridgePacing) -> dict[str, Any]:
+    return {"base_url": sim.url, "merchant_id": MERCHANT_ID,
+            "private_key_file": str(keys.private("ucanpay_merchant")),
+            "public_key_file": str(keys.public("ucanpay_gateway")),
+            "currency": "CAD", "qr_timeout_s": pacing.qr_timeout_s,
+            "poll_interval_s": pacing.poll_interval_s}
+
+
+SANDBOX: Final = SandboxSpec(
+    provider="ucanpay", key_names=("ucanpay_merchant", "ucanpay_gateway"), start=_start,
+    section=_section,
+    title="wallet QR sales (CAD) are paid with the display's \"simulate scan & pay\" button")

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from posbridge.errors import NotificationRejected
+from posbridge.keyfiles import generate_rsa_pem, load_private_key, load_public_key
 from posbridge.providers.base import Outcome, PaymentOrder, ProviderReport, TxnKind
 from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.sandbox.codepay_sim import CodePaySimulator
-from posbridge.keyfiles import generate_rsa_pem, load_private_key, load_public_key
+from tests.notify_receiver import Receiver, listening
+
+__all__ = ["Receiver"]
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "codepay"
 APP_ID = "test-app"
@@ -95,50 +95,10 @@ def provider(make_provider: Callable[..., CodePayProvider]) -> CodePayProvider:
     return make_provider()
 
 
-@dataclass
-class Receiver:
-    """The merchant's notify endpoint: verifies with the provider, records, answers."""
-
-    provider: CodePayProvider
-    url: str = ""
-    reports: list[ProviderReport] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        try:
-            report = self.provider.parse_notification(await request.read(), request.headers)
-        except NotificationRejected as exc:
-            self.rejected.append(exc.message)
-            answer = self.provider.notification_answer(False, "rejected")
-        else:
-            self.reports.append(report)
-            answer = self.provider.notification_answer(True)
-        self.arrived.set()
-        return web.Response(status=answer.status, body=answer.body,
-                            content_type=answer.content_type)
-
-    async def wait_for(self, predicate: Callable[[list[ProviderReport]], bool],
-                       timeout: float = 40 * DELAY) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate(self.reports):
-                self.arrived.clear()
-                await self.arrived.wait()
-
-
 @pytest.fixture
 async def receiver(provider: CodePayProvider) -> AsyncIterator[Receiver]:
-    rec = Receiver(provider)
-    app = web.Application()
-    app.router.add_post("/notify/codepay", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/notify/codepay"
-    provider.set_notify_url(rec.url)
-    yield rec
-    await runner.cleanup()
+    async with listening(provider, "/notify/codepay", wait_s=40 * DELAY) as rec:
+        yield rec
 
 
 async def until_outcome(provider: CodePayProvider, po: PaymentOrder, outcome: Outcome,

@@ -11,13 +11,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from posbridge.providers.codepay.signing import canonical_string, sign, verify
 from posbridge.keyfiles import (
     KeyFormatError,
     generate_rsa_pem,
     load_private_key,
     load_public_key,
 )
+from posbridge.providers.codepay.signing import canonical_string, sign, verify
 
 from .conftest import VECTORS, merchant_private, merchant_public
 

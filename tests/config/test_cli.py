@@ -27,7 +27,7 @@ def no_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def config_file(tmp_path: Path) -> Path:
     """The example configuration with its key files pointing into tmp_path."""
     for name in ("codepay_private", "codepay_gateway_public", "ucanpay_private",
-                 "ucanpay_public"):
+                 "ucanpay_public", "opay_merchant_key", "opay_platform_pub"):
         (tmp_path / f"{name}.pem").write_text("test key\n")
     path = tmp_path / "posbridge.toml"
     path.write_text(EXAMPLE.read_text().replace("/etc/posbridge/", f"{tmp_path}/"))

@@ -10,6 +10,7 @@ import pytest
 
 from posbridge import config as cfg
 from posbridge.config import load_config
+from posbridge.providers.opay.config import OPayConfig
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "config" / "posbridge.example.toml"
@@ -17,7 +18,7 @@ README = ROOT / "config" / "README.md"
 
 SECTIONS = {
     "bridge": cfg.BridgeConfig, "ecr_clients": cfg.ClientConfig, "manager": cfg.ManagerConfig,
-    "codepay": cfg.CodePayConfig, "ucanpay": cfg.UCanPayConfig,
+    "codepay": cfg.CodePayConfig, "ucanpay": cfg.UCanPayConfig, "opay": OPayConfig,
     "terminals": cfg.TerminalConfig, "displays": cfg.DisplayConfig,
     "printers": cfg.PrinterConfig,
 }
@@ -29,7 +30,7 @@ def keys_of(section: str) -> list[str]:
 
 def test_example_loads_with_its_key_files_present(tmp_path: Path) -> None:
     for name in ("codepay_private", "codepay_gateway_public", "ucanpay_private",
-                 "ucanpay_public"):
+                 "ucanpay_public", "opay_merchant_key", "opay_platform_pub"):
         (tmp_path / f"{name}.pem").write_text("test key\n")
     path = tmp_path / "posbridge.toml"
     path.write_text(EXAMPLE.read_text().replace("/etc/posbridge/", f"{tmp_path}/"))

@@ -12,6 +12,7 @@ import pytest
 from posbridge.errors import JournalError
 from posbridge.journal import CursorError, Journal, JournalTx, TxnQuery, decode_cursor
 from posbridge.lifecycle import State
+from posbridge.operations import fold_totals
 from posbridge.providers.base import TxnKind
 from posbridge.records import BatchState, EventRecord, TxnRecord
 
@@ -145,7 +146,7 @@ async def test_batch_totals_per_currency(tmp_path: Path) -> None:
                 tx.insert(dataclasses.replace(r, batch_no=1))
 
         await j.run(fill)
-        totals = await j.read(lambda r: r.batch_totals("T1", 1))
+        totals = fold_totals(await j.read(lambda r: r.batch_rows("T1", 1)))
     usd = totals["USD"]
     assert (usd.count, usd.sales, usd.tips, usd.refunds, usd.voids) == (4, 1500, 100, 200, 500)
     assert usd.net == 900

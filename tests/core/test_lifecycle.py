@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from posbridge.lifecycle import ACTIVE_STATES, FINAL_STATES, TABLE, Signal, State, transition
+from posbridge.lifecycle import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    TABLE,
+    Facts,
+    Signal,
+    State,
+    signal_for,
+    transition,
+)
+from posbridge.providers.base import Outcome
 
 
 @pytest.mark.parametrize(
@@ -66,3 +76,49 @@ def test_a_lost_answer_cannot_be_reported_as_approved_without_the_provider() -> 
     for (state, signal), new in TABLE.items():
         if new is State.APPROVED:
             assert signal is Signal.APPROVED, (state, signal)
+
+
+# -- what a provider's report means (signal_for) --------------------------------------------
+
+CLOSED_BY_BRIDGE = Facts(close_sent=True)
+CANCELLED_BY_REGISTER = Facts(close_sent=True, cancel_requested=True)
+TIMED_OUT = Facts(close_sent=True, expired=True)
+
+
+def test_a_report_of_still_open_answering_the_create_is_an_acceptance() -> None:
+    assert signal_for(Outcome.PENDING, Facts(), accepted=True) is Signal.ACCEPTED
+    assert signal_for(Outcome.PENDING, Facts()) is Signal.WORKING
+    assert signal_for(Outcome.NOT_FOUND, Facts()) is None
+
+
+@pytest.mark.parametrize("code", [None, "", "51", "E1001"])
+def test_a_failure_after_the_bridges_close_is_never_a_decline(code: str | None) -> None:
+    """Whatever the error code, an order the bridge closed ends cancelled (a register asked)
+    or expired (its time ran out)."""
+    assert signal_for(Outcome.DECLINED, CANCELLED_BY_REGISTER,
+                      provider_code=code) is Signal.CANCELLED
+    assert signal_for(Outcome.DECLINED, TIMED_OUT, provider_code=code) is Signal.EXPIRED
+    assert signal_for(Outcome.DECLINED, CLOSED_BY_BRIDGE, provider_code=code) is Signal.EXPIRED
+
+
+def test_a_decline_is_a_failure_the_bridge_did_not_cause() -> None:
+    assert signal_for(Outcome.DECLINED, Facts(), provider_code="51") is Signal.DECLINED
+    assert signal_for(Outcome.DECLINED, Facts(), provider_code=None) is Signal.DECLINED
+    # asked to cancel, not closed yet: a card refusal with its code is still a decline
+    assert signal_for(Outcome.DECLINED, Facts(cancel_requested=True),
+                      provider_code="51") is Signal.DECLINED
+    # without a code after a cancel request or past expiry: the provider closed it itself
+    assert signal_for(Outcome.DECLINED, Facts(cancel_requested=True)) is Signal.CANCELLED
+    assert signal_for(Outcome.DECLINED, Facts(expired=True)) is Signal.EXPIRED
+
+
+def test_a_cancellation_nobody_asked_for_is_an_expiry() -> None:
+    assert signal_for(Outcome.CANCELLED, Facts()) is Signal.CANCELLED
+    assert signal_for(Outcome.CANCELLED, TIMED_OUT) is Signal.EXPIRED
+    assert signal_for(Outcome.CANCELLED, Facts(expired=True)) is Signal.EXPIRED
+    assert signal_for(Outcome.CANCELLED, CANCELLED_BY_REGISTER) is Signal.CANCELLED
+
+
+def test_an_approval_wins_unless_the_order_was_reversed() -> None:
+    assert signal_for(Outcome.APPROVED, CANCELLED_BY_REGISTER) is Signal.APPROVED
+    assert signal_for(Outcome.APPROVED, Facts(reversed=True)) is None

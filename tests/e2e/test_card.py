@@ -260,13 +260,17 @@ async def test_an_approval_after_a_cancel_is_surfaced_not_dropped(bridge: Bridge
     assert batches[0]["totals"]["USD"]["sales"] == "9.30"
 
 
+@pytest.mark.parametrize("error", [None, ("C01", "order closed by merchant")],
+                         ids=["without error code", "with error code"])
 @pytest.mark.parametrize(("action", "state"), [("cancel", "cancelled"), ("expire", "expired")])
 async def test_a_close_reported_as_status_1_is_not_a_decline(
-        make_bridge: Any, action: str, state: str) -> None:
-    """PROVIDERS.md: trans_status 1 is "closed/failed". A gateway that reports a close as 1
-    (no error code) gives cancelled or expired, never declined."""
+        make_bridge: Any, action: str, state: str, error: tuple[str, str] | None) -> None:
+    """PROVIDERS.md: trans_status 1 is "closed/failed". A gateway that reports the bridge's
+    close as 1, with or without a trans_error_code, gives cancelled (a register asked) or
+    expired (the order timed out), never declined."""
     b: Bridge = await make_bridge(expires_s=2)
     b.sims.codepay.closed_status = TransStatus.FAILED
+    b.sims.codepay.closed_error = error
     async with await b.register() as ecr:
         if action == "cancel":
             await ecr.call("sale", sale("S1C", "12.10", wait=False))  # the terminal is silent
@@ -275,6 +279,7 @@ async def test_a_close_reported_as_status_1_is_not_a_decline(
             txn = await ecr.call("sale", sale("S1C", "12.10"))
     assert txn["state"] == state, txn
     assert b.sims.codepay.orders["S1C"].status is TransStatus.FAILED
+    assert b.sims.codepay.orders["S1C"].error_code == (error[0] if error else None)
 
 
 async def test_cancel_of_a_card_already_on_the_terminal_answers_once_final(

@@ -40,7 +40,7 @@ async def test_kill_at_a_failpoint_then_restart(
     finally:
         daemon.stop()
     assert txn["state"] == "approved"
-    stats = await sim_stats(simulator, "K1")
+    stats = (await sim_stats(simulator, "K1"))["codepay"]
     assert stats["creates"] == 1, stats
     finals = [e for e in txn_events(events, "K1")
               if e["params"]["transaction"]["state"] == "approved"]
@@ -56,7 +56,7 @@ async def test_kill_while_the_gateway_has_not_answered(
     try:
         sale = asyncio.create_task(start_sale(daemon, "K2", "10.20"))
         deadline = time.monotonic() + 10
-        while (await sim_stats(simulator, "K2"))["creates"] == 0:
+        while (await sim_stats(simulator, "K2"))["codepay"]["creates"] == 0:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         daemon.kill()
@@ -65,7 +65,7 @@ async def test_kill_while_the_gateway_has_not_answered(
     finally:
         daemon.stop()
     assert txn["state"] == "approved"
-    assert (await sim_stats(simulator, "K2"))["creates"] == 1
+    assert (await sim_stats(simulator, "K2"))["codepay"]["creates"] == 1
     assert "approved" in txn_states(events, "K2")
 
 
@@ -80,7 +80,7 @@ async def test_sigterm_during_a_sale_loses_nothing(
     try:
         sale = asyncio.create_task(start_sale(daemon, order_no, amount))
         deadline = time.monotonic() + 10
-        while (await sim_stats(simulator, order_no))["creates"] == 0:
+        while (await sim_stats(simulator, order_no))["codepay"]["creates"] == 0:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         assert daemon.proc is not None
@@ -97,7 +97,7 @@ async def test_sigterm_during_a_sale_loses_nothing(
         daemon.stop()
     assert stopped_in < 5, stopped_in  # in-flight work reached a safe point quickly
     assert txn["state"] == "approved"
-    assert (await sim_stats(simulator, order_no))["creates"] == 1
+    assert (await sim_stats(simulator, order_no))["codepay"]["creates"] == 1
     assert txn_states(events, order_no).count("approved") == 1
 
 
@@ -122,7 +122,7 @@ async def test_kill_during_a_batch_close_resumes_and_closes_once(
             deadline = time.monotonic() + 15
             while True:  # the restarted daemon finishes the close by itself
                 [open_] = await ecr.call("batch.status", {"terminal": "lane-1"})
-                if open_["batch_no"] == 2 and (await sim_stats(simulator, "BC1"))[
+                if open_["batch_no"] == 2 and (await sim_stats(simulator, "BC1"))["codepay"][
                         "batch_closes"]:
                     break
                 assert time.monotonic() < deadline, open_
@@ -132,7 +132,7 @@ async def test_kill_during_a_batch_close_resumes_and_closes_once(
     finally:
         daemon.stop()
     assert open_["count"] == 0
-    assert (await sim_stats(simulator, "BC1"))["batch_closes"] == ["SANDBOX0000000001"]
+    assert (await sim_stats(simulator, "BC1"))["codepay"]["batch_closes"] == ["SANDBOX0000000001"]
     closed = [e["params"]["batch"] for e in events if e["type"] == "batch.closed"]
     assert [(b["batch_no"], b["state"]) for b in closed] == [(1, "closed")]
     assert closed[0]["totals"]["USD"]["sales"] == "10.00"

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.parser import text_string_to_metric_families
 
+from posbridge.keyfiles import load_private_key
 from posbridge.providers.codepay import messages as m
 from posbridge.providers.codepay import signing
-from posbridge.keyfiles import load_private_key
 
 from .conftest import Bridge
 

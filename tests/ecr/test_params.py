@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from posbridge.ecr import params as P
-from posbridge.ecr.params import params_fingerprint
-from posbridge.ecr.protocol import parse_params
+from posbridge.ecr.params import params_fingerprint, parse_params
 from posbridge.errors import ConfigError, RequestError
 from posbridge.lifecycle import State
 
@@ -113,8 +112,6 @@ MALFORMED: list[tuple[str, str, object, str]] = [
     ("order_no slash", "sale", with_(SALE, order_no="A/1"), "order_no"),
     ("order_no unicode", "sale", with_(SALE, order_no="Å1"), "order_no"),
     ("order_no number", "sale", with_(SALE, order_no=12), "order_no"),
-    ("qr order_no dash", "qr_sale", with_(QR, order_no="Q-1"), "order_no"),
-    ("qr order_no at", "qr_sale", with_(QR, order_no="Q@1"), "order_no"),
     ("void same order_no", "void", with_(VOID, order_no="A-1"), "order_no"),
     ("void bad orig", "void", with_(VOID, orig_order_no="a b"), "orig_order_no"),
     ("refund same order_no", "refund", with_(REFUND, order_no="A-1"), "order_no"),
@@ -335,14 +332,50 @@ def test_since_is_rfc3339_returned_as_aware_utc(text: str, expected: datetime) -
     assert since.utcoffset() == timedelta(0)
 
 
-# -- UCanPay order numbers -----------------------------------------------------------------
+# -- crypto sales --------------------------------------------------------------------------
+
+CRYPTO: dict[str, object] = {"order_no": "C-1", "amount": "12.345678", "coin": "USDT",
+                             "payer": {"open_id": "2ae04ed9165624419bad68e9e0f3f29fbd"}}
 
 
-def test_ucanpay_order_no_allows_letters_and_digits_only() -> None:
-    assert P.ucanpay_order_no("Ab12") == "Ab12"
-    with pytest.raises(RequestError) as info:
-        P.ucanpay_order_no("R_1", field="order_no")
-    assert (info.value.code, info.value.field) == (-32602, "order_no")
+def test_a_crypto_sale_keeps_the_amount_as_the_registers_string() -> None:
+    p = parse_params("crypto_sale", with_(CRYPTO, subject="Coffee", display="lane-1",
+                                          print=True, terminal="lane-1"), max_amount=MAX)
+    assert p == P.CryptoSaleParams(order_no="C-1", amount="12.345678", coin="USDT",
+                                   payer=("open_id", "2ae04ed9165624419bad68e9e0f3f29fbd"),
+                                   subject="Coffee", display="lane-1", print_slip=True,
+                                   terminal="lane-1")
+    by_uid = parse_params("crypto_sale", with_(CRYPTO, payer={"user_id": "22033390"}),
+                          max_amount=MAX)
+    assert isinstance(by_uid, P.CryptoSaleParams) and by_uid.payer == ("user_id", "22033390")
+    # 18 decimals (a coin's own limit is the engine's to check), and up to max_amount
+    parse_params("crypto_sale", with_(CRYPTO, amount="0.000000000000000001"), max_amount=MAX)
+    parse_params("crypto_sale", with_(CRYPTO, amount="10000.000000"), max_amount=MAX)
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    (with_(CRYPTO, amount=12.5), "amount"),
+    (with_(CRYPTO, amount="0.000"), "amount"),
+    (with_(CRYPTO, amount="-1"), "amount"),
+    (with_(CRYPTO, amount="1.0000000000000000001"), "amount"),
+    (with_(CRYPTO, amount="10000.000001"), "amount"),
+    (without(CRYPTO, "coin"), "coin"),
+    (with_(CRYPTO, coin="usdt"), "coin"),
+    (with_(CRYPTO, coin="U"), "coin"),
+    (without(CRYPTO, "payer"), "payer"),
+    (with_(CRYPTO, payer="2ae04ed9"), "payer"),
+    (with_(CRYPTO, payer={}), "payer"),
+    (with_(CRYPTO, payer={"open_id": "a", "user_id": "1"}), "payer"),
+    (with_(CRYPTO, payer={"uid": "1"}), "payer"),
+    (with_(CRYPTO, payer={"open_id": "a b"}), "payer.open_id"),
+    (with_(CRYPTO, payer={"user_id": 22033390}), "payer.user_id"),
+    (with_(CRYPTO, payer={"user_id": "x" * 65}), "payer.user_id"),
+    (with_(CRYPTO, currency="USD"), "currency"),
+    (with_(CRYPTO, subject="s" * 129), "subject"),
+])
+def test_a_malformed_crypto_sale_names_the_field(raw: Any, field: str) -> None:
+    err = invalid("crypto_sale", raw)
+    assert (err.code, err.field) == (-32602, field)
 
 
 # -- fingerprints --------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def test_roles_need_a_manager_for_void_refund_batch_close_only() -> None:
     assert managers == {"void", "refund", "batch.close"} == proto.PIN_METHODS
     assert set(proto.METHOD_ROLES.values()) == {"cashier", "manager"}
     every_method = {
-        "auth", "ping", "sale", "void", "refund", "qr_sale", "cancel", "status",
+        "auth", "ping", "sale", "void", "refund", "qr_sale", "crypto_sale", "cancel", "status",
         "transactions.list", "terminals.list", "batch.status", "batch.close", "events.replay"}
     assert every_method == proto.METHODS
 
@@ -288,16 +288,6 @@ def test_encoded_frames_parse_back() -> None:
     call = proto.parse_frame(request)
     reply = json.loads(proto.result_frame(call.id if call.id is not None else 0, call.params))
     assert reply["result"] == {"order_no": "A1", "refresh": True}
-
-
-def test_parse_params_is_reachable_from_the_protocol_module() -> None:
-    params = proto.parse_params("status", {"order_no": "A1"}, max_amount="1")
-    assert params.order_no == "A1"
-    assert params.refresh is False
-    with pytest.raises(RequestError) as info:
-        proto.parse_params("rpc.discover", {}, max_amount="1")
-    assert (info.value.code, info.value.reason, info.value.field) == (
-        -32601, "method_not_found", "method")
 
 
 def test_the_published_reference_covers_every_method_and_error() -> None:

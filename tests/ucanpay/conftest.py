@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from posbridge.errors import NotificationRejected
-from posbridge.providers.base import ProviderReport
 from posbridge.providers.ucanpay.client import UCanPayProvider
 from posbridge.sandbox.ucanpay_sim import UCanPaySimulator
+from tests.notify_receiver import Receiver, listening
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "ucanpay"
 MERCHANT_ID = "2000000010"
@@ -45,33 +42,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass
-class Receiver:
-    """The merchant's notify endpoint: verifies with the provider, records, answers."""
-
-    provider: UCanPayProvider
-    url: str = ""
-    reports: list[ProviderReport] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    refuse_first: int = 0  # answer FAIL to this many valid notifications (as if not recorded)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        try:
-            report = self.provider.parse_notification(await request.read(), request.headers)
-        except NotificationRejected as exc:
-            self.rejected.append(exc.message)
-            answer = self.provider.notification_answer(False, "rejected")
-        else:
-            if self.refuse_first > 0:
-                self.refuse_first -= 1
-                answer = self.provider.notification_answer(False, "not recorded; retry")
-            else:
-                self.reports.append(report)
-                answer = self.provider.notification_answer(True)
-        return web.Response(status=answer.status, body=answer.body,
-                            content_type="application/json")
 
 
 @pytest.fixture
@@ -102,19 +72,9 @@ async def provider(sim: UCanPaySimulator, clock: Clock) -> AsyncIterator[UCanPay
 
 @pytest.fixture
 async def receiver(provider: UCanPayProvider) -> AsyncIterator[Receiver]:
-    rec = Receiver(provider)
-    app = web.Application()
-    app.router.add_post("/notify/ucanpay", rec.handle)
-    app.router.add_post("/notify/ucanpay/{kind}", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    rec.url = f"http://{host}:{port}/notify/ucanpay"
-    provider.set_notify_url(rec.url)
-    yield rec
-    await runner.cleanup()
+    async with listening(provider, "/notify/ucanpay",
+                         extra_paths=("/notify/ucanpay/{kind}",)) as rec:
+        yield rec
 
 
 def note_body(data: dict[str, object]) -> bytes:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from posbridge.errors import ConfigError, OutcomeUnknown, ProviderRejected, ProviderUnreachable
 from posbridge.providers.base import (
+    BatchFigures,
     Capabilities,
     NotificationAnswer,
     Pacing,
@@ -191,6 +192,13 @@ class CodePayProvider(Provider):
         business = m.batch_close_body(merchant_no=self._merchant_no, terminal_sn=terminal_sn)
         body = await self._post(m.BATCH_CLOSE, business, terminal_sn=terminal_sn)
         return m.plain_data(m.parse_response(body, gateway_key=self._gateway_key))
+
+    async def batch_figures(self, terminal_sn: str,
+                            orders: list[PaymentOrder]) -> list[BatchFigures]:
+        """The terminal's open batch as CodePay counts it (Get Open Batch): one currency,
+        that of the batch's orders (CodePay's ``price_currency`` when there are none)."""
+        data = await self.open_batch(terminal_sn)
+        return [m.open_batch_figures(data, orders[0].currency if orders else None)]
 
     async def open_batch(self, terminal_sn: str) -> dict[str, object]:
         """Get Open Batch for one terminal: ``data`` such as ``{"count": 3,

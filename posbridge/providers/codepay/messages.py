@@ -34,11 +34,12 @@ import json
 import re
 import urllib.parse
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
+from posbridge import money
 from posbridge.errors import (
     BadSignature,
     NotificationRejected,
@@ -46,7 +47,7 @@ from posbridge.errors import (
     ProviderRejected,
 )
 from posbridge.money import AmountError, exponent, format_amount, parse_amount
-from posbridge.providers.base import Outcome, PaymentOrder, ProviderReport, TxnKind
+from posbridge.providers.base import BatchFigures, Outcome, PaymentOrder, ProviderReport, TxnKind
 from posbridge.providers.codepay import signing
 
 __all__ = [
@@ -477,3 +478,20 @@ def _minor(value: object, currency: str | None) -> int | None:
     if scaled != scaled.to_integral_value() or scaled < 0:
         return None
     return int(scaled)
+
+
+def open_batch_figures(data: Mapping[str, object], currency: str | None) -> BatchFigures:
+    """The count and total (minor units of ``currency``) of a Get Open Batch answer's
+    ``data`` (``{"count": 3, "total_amount": "12.30"}``); None figures when it states none.
+    Without a currency, the answer's ``price_currency`` (else USD) is assumed."""
+    cur = currency or str(data.get("price_currency") or "USD")
+    if cur not in money.CURRENCIES:
+        return BatchFigures(currency=cur, count=None, total=None, detail=data)
+    try:
+        count = int(str(data["count"]))
+        total = Decimal(str(data["total_amount"])) * 10 ** money.exponent(cur)
+    except (KeyError, ValueError, InvalidOperation):
+        return BatchFigures(currency=cur, count=None, total=None, detail=data)
+    if total != total.to_integral_value():
+        return BatchFigures(currency=cur, count=None, total=None, detail=data)
+    return BatchFigures(currency=cur, count=count, total=int(total), detail=data)

@@ -3,15 +3,8 @@
 - :mod:`.signing`  stringA and the three signature schemes (pure)
 - :mod:`.messages` request bodies, validation, replies, notifications (pure)
 - :mod:`.deeplink` the QR's deeplink, built by encoding (pure)
-- :mod:`.client`   :class:`UCanPayProvider`, the aiohttp adapter
+- :mod:`.client`   :class:`~posbridge.providers.ucanpay.client.UCanPayProvider`, the aiohttp
+  adapter
+- :mod:`.config`   the ``[ucanpay]`` configuration section
+- :mod:`.plugin`   the plug-in declaration (:data:`~posbridge.providers.ucanpay.plugin.PLUGIN`)
 """
-
-from __future__ import annotations
-
-from posbridge.providers.ucanpay.client import UCanPayProvider
-from posbridge.providers.ucanpay.deeplink import build_deeplink, check_template
-from posbridge.providers.ucanpay.messages import validate_qr_order
-from posbridge.providers.ucanpay.signing import SignScheme
-
-__all__ = ["SignScheme", "UCanPayProvider", "build_deeplink", "check_template",
-           "validate_qr_order"]

@@ -1,9 +1,10 @@
-"""UCanPay adapter: the thin aiohttp layer over :mod:`.messages` and :mod:`.signing`.
+"""UCanPay adapter: the thin I/O layer over :mod:`.messages` and :mod:`.signing`.
 
-This is the one module that talks to aiohttp for UCanPay; its errors become posbridge errors here:
+Requests go through :class:`posbridge.providers.http.JsonPoster` (connection refused:
+``ProviderUnreachable``; timeout, reset, an HTTP 5xx: ``OutcomeUnknown``, so the engine
+queries, never resends; HTTP 4xx: ``ProviderRejected``). Of the replies:
 
-- connection refused / DNS failure (``ClientConnectorError``): ``ProviderUnreachable``;
-- timeout, reset, garbage, an HTTP 5xx: ``OutcomeUnknown`` (the engine queries, never resends);
+- garbage: ``OutcomeUnknown``;
 - an unverifiable reply: ``BadSignature`` (an ``OutcomeUnknown``);
 - ``SYSTEMERROR`` / ``BIZERR_NEED_RETRY``: the request is resent up to ``retries`` times,
   ``retry_delay_s`` apart; if it never clears, ``OutcomeUnknown``;
@@ -24,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
 import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
@@ -37,7 +38,6 @@ from posbridge import money
 from posbridge.errors import (
     OutcomeUnknown,
     ProviderRejected,
-    ProviderUnreachable,
 )
 from posbridge.providers.base import (
     Capabilities,
@@ -50,6 +50,7 @@ from posbridge.providers.base import (
     ProviderReport,
     TxnKind,
 )
+from posbridge.providers.http import JsonPoster
 from posbridge.providers.ucanpay import messages as m
 from posbridge.providers.ucanpay.deeplink import build_deeplink
 from posbridge.providers.ucanpay.signing import SigningKey, SignScheme, VerifyingKey, sign_params
@@ -112,13 +113,12 @@ class UCanPayProvider(Provider):
         self._notify_url = notify_url
         self._refund_notify_url = refund_notify_url
         self._qr_timeout_s = qr_timeout_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._retries = max(0, retries)
         self._retry_delay_s = retry_delay_s
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._created: dict[str, float] = {}
         self._log = log.bind(provider=self.name, merchant_id=merchant_id)
+        self._http = JsonPoster(title="UCanPay", timeout_s=timeout_s, log=self._log)
         self._deeplink_template = deeplink_template
         self.caps = Capabilities(
             kinds=frozenset({TxnKind.QR_SALE, TxnKind.QR_REFUND}),
@@ -222,7 +222,8 @@ class UCanPayProvider(Provider):
         """reverse a QR order whose answer was lost (closes it, or returns the money).
 
         UCanPay allows it from 15 s after the order until 7 days after; outside that window
-        ``ProviderRejected`` is raised without calling UCanPay. The order's time is the one
+        ``ProviderRejected`` is raised without calling UCanPay; an order UCanPay does not have
+        is a ``NOT_FOUND`` report. The order's time is the one
         this adapter created it at, else ``tranTime`` from an orderquery. The seed says to
         reverse only when a query gives no clear payment result: when that orderquery does
         give one (paid, refunded, closed, revoked, failed), its report is returned and
@@ -235,8 +236,7 @@ class UCanPayProvider(Provider):
         if created is None:
             data = await self._orderquery(order)
             if data is None:
-                raise ProviderRejected("UCanPay has no such order to reverse",
-                                       provider_code="ORDERNOTEXIST")
+                return ProviderReport(order_no=order.order_no, outcome=Outcome.NOT_FOUND)
             if m.clear_trade_status(data):
                 report = m.order_report(data, order.order_no)
                 self._log.info("reverse_not_needed", order_no=order.order_no,
@@ -253,7 +253,8 @@ class UCanPayProvider(Provider):
         body = m.reverse(merchant_id=self._merchant_id, order_no=order.order_no,
                          ucp_order_no=ucp_order_no, nonce=_nonce(), scheme=self._scheme)
         data = await self._call(m.Method.REVERSE, body)
-        return m.order_report(data, order.order_no)
+        report = m.order_report(data, order.order_no)
+        return dataclasses.replace(report, reversed=report.provider_code == "REVOKED")
 
     def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> ProviderReport:
         """Verify and read a payment or refund notification (``NotificationRejected`` if bad)."""
@@ -267,9 +268,7 @@ class UCanPayProvider(Provider):
 
     async def aclose(self) -> None:
         """Close the HTTP session (a later call opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     # -- methods -----------------------------------------------------------------------------
 
@@ -366,32 +365,8 @@ class UCanPayProvider(Provider):
                 raise
 
     async def _post(self, method: m.Method, body: Mapping[str, object]) -> bytes:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())  # no cookies here
-        url = self._base_url + method.path
-        started = time.monotonic()
-        try:
-            async with self._session.post(url, json=body) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except aiohttp.ClientConnectorError as exc:
-            self._log.warning("unreachable", method=method.value, error=str(exc))
-            raise ProviderUnreachable(f"UCanPay is unreachable: {exc}") from exc
-        except TimeoutError as exc:
-            self._log.warning("timeout", method=method.value)
-            raise OutcomeUnknown(f"UCanPay did not answer {method.value} in time") from exc
-        except aiohttp.ClientError as exc:
-            self._log.warning("transport_error", method=method.value, error=str(exc))
-            raise OutcomeUnknown(f"UCanPay {method.value} failed in transit: {exc}") from exc
-        self._log.debug("answered", method=method.value, status=status,
-                        ms=round((time.monotonic() - started) * 1000))
-        if 400 <= status < 500:
-            raise ProviderRejected(f"UCanPay refused {method.value} with HTTP {status}",
-                                   provider_code=f"HTTP{status}")
-        if status != 200:
-            raise OutcomeUnknown(f"UCanPay answered {method.value} with HTTP {status}")
-        return raw
+        return await self._http.post(self._base_url + method.path,
+                                     json.dumps(body).encode("utf-8"), what=method.value)
 
 
 def _refund_form(url: str) -> str:
