@@ -94,7 +94,8 @@ async def test_init_then_serve_takes_a_card_sale_and_a_qr_sale(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], daemon_log: Path) -> None:
     folder = tmp_path / "etc"
     assert _init(folder, "--provider", "codepay", "--provider", "ucanpay",
-                 "--terminal", f"lane-1={TERMINAL_SN}", "--set", "codepay.app_id=4711", "--set", "codepay.merchant_no=M-INIT-1",
+                 "--terminal", f"lane-1={TERMINAL_SN}", "--set", "codepay.app_id=4711",
+                 "--set", "codepay.merchant_no=M-INIT-1",
                  "--set", "ucanpay.merchant_id=UCPINIT01") == 0
     out = capsys.readouterr().out
     token = re.search(r"^  lane-1  (\S+)$", out, re.MULTILINE)
