@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from hardware.escpos import PrinterStatus
@@ -40,15 +41,18 @@ def _title(provider: str) -> str:
 # -- the configuration --------------------------------------------------------------------------
 
 
-def config_check(path: str, error: ConfigError | None, summary: str = "") -> Check:
-    """Whether the configuration is valid; for a key file of a provider the fix says where the
-    key comes from."""
+def config_check(path: str, error: ConfigError | None, summary: str = "", *,
+                 file_exists: bool = True) -> Check:
+    """Whether the configuration is valid; for a missing file the fix is ``init``, for a key
+    file of a provider it says where the key comes from."""
     if error is None:
         return ok("config", f"{path} is valid: {summary}")
     provider, _, key = error.key.partition(".")
     spec = next((s for s in PLUGINS[provider].keys if s.config_key == key), None) \
         if provider in PLUGINS else None
-    if spec is not None and spec.role == "provider":
+    if error.key == path and not file_exists:
+        fix = f"posbridge init --dir {Path(path).parent} writes it (or give --config PATH)"
+    elif spec is not None and spec.role == "provider":
         fix = (f"download {_title(provider)}'s public key from its portal and save it where "
                f"{error.key} says")
     elif spec is not None:

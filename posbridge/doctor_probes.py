@@ -75,13 +75,13 @@ async def run_doctor(config_path: Path, *, service_user: str, unit: str) -> list
     reader = daemon_account(service_user)
     checks: list[Check] = []
     config: Config | None = None
+    facts = file_facts(config_path)
     try:
         config = load_config(config_path)
     except ConfigError as exc:
-        checks.append(config_check(str(config_path), exc))
+        checks.append(config_check(str(config_path), exc, file_exists=facts.exists))
     else:
         checks.append(config_check(str(config_path), None, summary(config)))
-    facts = file_facts(config_path)
     if facts.exists:
         checks.append(config_file_check(facts, reader))
         try:

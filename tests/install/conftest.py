@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -19,6 +20,10 @@ from posbridge.sandbox.runtime import (
     start_simulators,
 )
 from posbridge.secrets import hash_secret
+
+#: The daemons of these tests run as whoever runs the tests: that is the user who must be able
+#: to read the keys and write the journal (a real install's ``posbridge`` user may exist here).
+AS_RUNNER = ["--service-user", getpass.getuser()]
 
 
 @pytest.fixture(autouse=True)

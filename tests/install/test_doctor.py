@@ -16,7 +16,7 @@ from posbridge.cli import main
 from posbridge.keyfiles import generate_rsa_pem, load_private_key, public_pem
 from tests.hardware.printer_sim import PAPER_OUT, PtyPrinter
 
-from .conftest import write_config
+from .conftest import AS_RUNNER, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,7 +42,8 @@ async def _doctor(tmp_path: Path, data: dict[str, Any],
     path = write_config(tmp_path / "posbridge.toml", data)
     capsys.readouterr()
     # main() runs its own event loop: in a thread, beside the simulators' loop.
-    code = await asyncio.to_thread(main, ["doctor", "--config", str(path), "--json"])
+    code = await asyncio.to_thread(main, ["doctor", "--config", str(path), "--json",
+                                          *AS_RUNNER])
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] == (code == 0)
     return code, {c["name"]: c for c in report["checks"]}
@@ -131,7 +132,7 @@ def test_the_screen_says_how_to_fix_each_failure(
     assert main(["init", "--dir", str(tmp_path), "--non-interactive", "--provider",
                  "codepay"]) == 0
     capsys.readouterr()
-    assert main(["doctor", "--config", str(config)]) == 1
+    assert main(["doctor", "--config", str(config), *AS_RUNNER]) == 1
     screen = capsys.readouterr().out
     lines = screen.splitlines()
     failing = [i for i, line in enumerate(lines) if line.startswith("FAIL")]

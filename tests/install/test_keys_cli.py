@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from posbridge.cli import main
-from posbridge.install_files import Account, FileFacts, may_read, may_write, secret_mode_problem
+from posbridge.install_files import (
+    Account,
+    FileFacts,
+    file_facts,
+    may_read,
+    may_write,
+    secret_mode_problem,
+)
 from posbridge.keyfiles import generate_rsa_pem, load_private_key, load_public_key, public_pem
+from posbridge.provider_keys import KeyFile, Observed, check_keys, public_half_path
 from posbridge.providers.registry import PLUGINS
 
-
-@pytest.fixture(autouse=True)
-def no_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in list(os.environ):
-        if var.upper().startswith("POSBRIDGE_") and "__" in var:
-            monkeypatch.delenv(var)
+from .conftest import AS_RUNNER
 
 
 def _config(tmp_path: Path) -> Path:
@@ -125,7 +127,7 @@ def test_show_public_in_the_portal_form_or_the_one_asked_for(
 
 def _check(config: Path,
            capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, str]]]:
-    code = main(["keys", "check", "--config", str(config), "--json"])
+    code = main(["keys", "check", "--config", str(config), "--json", *AS_RUNNER])
     report = json.loads(capsys.readouterr().out)
     return code, {c["name"]: c for c in report["checks"]}
 
@@ -192,3 +194,21 @@ def test_who_may_read_and_write() -> None:
     assert secret_mode_problem(0o600) is None and secret_mode_problem(0o640) is None
     assert "every user" in (secret_mode_problem(0o604) or "")
     assert secret_mode_problem(0o660) is not None
+
+
+def test_a_key_the_daemons_user_cannot_read(tmp_path: Path) -> None:
+    """Run as root, the check is for the service user: a key only root can read fails."""
+    provider = next(iter(PLUGINS))
+    spec = next(s for s in PLUGINS[provider].keys if s.role == "merchant")
+    private = tmp_path / spec.file_name
+    private.write_bytes(generate_rsa_pem(1024))
+    private.chmod(0o600)
+    facts = file_facts(private)
+    daemon = Account(name="posbridge", uid=facts.uid + 4242, gid=facts.gid + 4242,
+                     gids=frozenset({facts.gid + 4242}))
+    kf = KeyFile(provider=provider, spec=spec, path=private, named=True)
+    seen = Observed(facts=facts, content=private.read_bytes())
+    [check] = check_keys([(kf, seen, None)], daemon)
+    assert check.status == "fail" and "cannot be read by posbridge" in check.message
+    assert check.fix == f"chown posbridge {private}"
+    assert not public_half_path(private).exists()
