@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 from posbridge import aio, logs
 from posbridge.checks import exit_code, render_json, render_text
-from posbridge.cli_keys import DEFAULT_SERVICE_USER
-from posbridge.config import DEFAULT_CONFIG_PATH
+from posbridge.cli_keys import config_option, service_user_option
 
 __all__ = ["register_commands"]
 
@@ -28,12 +26,9 @@ def register_commands(sub: Any) -> None:
         description="Checks the configuration, the key files, each provider (a signed status "
                     "query), the clock, printers, displays, the notification URL, the journal "
                     "and the systemd unit. Exit 0 when nothing failed, 1 otherwise.")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
-                   help=f"configuration file (default {DEFAULT_CONFIG_PATH})")
+    config_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object, for monitoring")
-    p.add_argument("--service-user", default=DEFAULT_SERVICE_USER,
-                   help="run as root: the user the daemon runs as, who must be able to read "
-                        f"the keys and write the journal (default {DEFAULT_SERVICE_USER})")
+    service_user_option(p, "must be able to read the keys and write the journal")
     p.add_argument("--unit", default="posbridge.service", help="the systemd unit")
     p.set_defaults(func=_cmd_doctor)
 

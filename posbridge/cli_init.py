@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from posbridge.cli_keys import DEFAULT_SERVICE_USER, KEY_SIZES, MerchantKey, new_merchant_key
+from posbridge.cli_keys import KEY_SIZES, MerchantKey, new_merchant_key, service_user_option
 from posbridge.cli_keys import portal_text as merchant_portal_text
 from posbridge.config import DEFAULT_CONFIG_PATH, parse_config
-from posbridge.errors import ConfigError
+from posbridge.errors import ConfigError, PosbridgeError
 from posbridge.init_plan import (
     Answers,
     Printer,
@@ -59,7 +59,7 @@ STANDARD_DATA_DIR = Path("/var/lib/posbridge")
 MAX_TRIES = 5
 
 
-class InitError(Exception):
+class InitError(PosbridgeError):
     """Answers that do not make a configuration; the message says what to do."""
 
 
@@ -97,9 +97,7 @@ def register_commands(sub: Any) -> None:
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"journal folder (default {STANDARD_DATA_DIR} for "
                         f"{DEFAULT_CONFIG_PATH.parent}, else DIR/data)")
-    p.add_argument("--service-user", default=DEFAULT_SERVICE_USER,
-                   help="run as root: the user the daemon runs as, who gets the keys and the "
-                        f"data folder (default {DEFAULT_SERVICE_USER})")
+    service_user_option(p, "gets the private keys and the data folder")
     p.set_defaults(func=_cmd_init)
 
 

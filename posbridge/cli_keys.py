@@ -37,7 +37,8 @@ from posbridge.provider_keys import (
 )
 from posbridge.providers.registry import PLUGINS
 
-__all__ = ["KEY_SIZES", "MerchantKey", "new_merchant_key", "portal_text", "register_commands"]
+__all__ = ["KEY_SIZES", "MerchantKey", "config_option", "new_merchant_key", "portal_text",
+           "register_commands", "run_key_checks", "service_user_option"]
 
 KEY_SIZES = (1024, 2048, 3072, 4096)
 DEFAULT_SERVICE_USER = "posbridge"
@@ -49,19 +50,13 @@ def register_commands(sub: Any) -> None:
     keys = p.add_subparsers(dest="keys_command", metavar="{new,show-public,check}",
                             required=True)
 
-    def config_option(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
-                       help=f"configuration file (default {DEFAULT_CONFIG_PATH})")
-
     q = keys.add_parser("new", help="make a provider's merchant key pair")
     q.add_argument("provider", choices=sorted(PLUGINS))
     config_option(q)
     q.add_argument("--bits", type=int, choices=KEY_SIZES,
                    help="RSA key size (default: what the provider's plug-in declares)")
     q.add_argument("--force", action="store_true", help="replace an existing key")
-    q.add_argument("--service-user", default=DEFAULT_SERVICE_USER,
-                   help="run as root: the key is handed to this user, who runs the daemon "
-                        f"(default {DEFAULT_SERVICE_USER})")
+    service_user_option(q, "gets the key")
     q.set_defaults(func=_cmd_new)
 
     q = keys.add_parser("show-public", help="the merchant public key as the portal takes it")
@@ -74,10 +69,21 @@ def register_commands(sub: Any) -> None:
     q = keys.add_parser("check", help="check every key file of the configured providers")
     config_option(q)
     q.add_argument("--json", action="store_true", help="one JSON object")
-    q.add_argument("--service-user", default=DEFAULT_SERVICE_USER,
-                   help="run as root: the user that must be able to read the keys "
-                        f"(default {DEFAULT_SERVICE_USER})")
+    service_user_option(q, "must be able to read the keys")
     q.set_defaults(func=_cmd_check)
+
+
+def config_option(p: argparse.ArgumentParser) -> None:
+    """``--config PATH``, as every command that reads the configuration takes it."""
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
+                   help=f"configuration file (default {DEFAULT_CONFIG_PATH})")
+
+
+def service_user_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--service-user NAME``: who runs the daemon and, when this runs as root, ``what``."""
+    p.add_argument("--service-user", default=DEFAULT_SERVICE_USER,
+                   help=f"the user the daemon runs as, who {what} when this runs as root "
+                        f"(default {DEFAULT_SERVICE_USER})")
 
 
 # -- shared with init -------------------------------------------------------------------------
@@ -123,21 +129,25 @@ def new_merchant_key(kf: KeyFile, *, bits: int, owner: tuple[int, int] | None,
 # -- the commands -------------------------------------------------------------------------------
 
 
-def _merchant_files(args: argparse.Namespace) -> list[KeyFile]:
-    raw = read_raw(args.config)
+def _merchant_files(args: argparse.Namespace) -> list[KeyFile] | None:
+    """The provider's merchant key files, or None after saying why there are none."""
+    try:
+        raw = read_raw(args.config)
+    except ConfigError as exc:
+        print(f"posbridge: configuration error: {exc}", file=sys.stderr)
+        return None
     files = key_files(raw, os.environ, config_dir=args.config.absolute().parent,
                       providers=[args.provider])
-    return [kf for kf in files if kf.spec.role == "merchant"]
+    merchant = [kf for kf in files if kf.spec.role == "merchant"]
+    if not merchant:
+        print(f"posbridge: {args.provider} has no merchant key", file=sys.stderr)
+        return None
+    return merchant
 
 
 def _cmd_new(args: argparse.Namespace) -> int:
-    try:
-        merchant = _merchant_files(args)
-    except ConfigError as exc:
-        print(f"posbridge: configuration error: {exc}", file=sys.stderr)
-        return 2
-    if not merchant:
-        print(f"posbridge: {args.provider} has no merchant key", file=sys.stderr)
+    merchant = _merchant_files(args)
+    if merchant is None:
         return 2
     account = service_account(args.service_user)
     owner = (account.uid, account.gid) if account is not None else None
@@ -160,13 +170,8 @@ def _cmd_new(args: argparse.Namespace) -> int:
 
 
 def _cmd_show_public(args: argparse.Namespace) -> int:
-    try:
-        merchant = _merchant_files(args)
-    except ConfigError as exc:
-        print(f"posbridge: configuration error: {exc}", file=sys.stderr)
-        return 2
-    if not merchant:
-        print(f"posbridge: {args.provider} has no merchant key", file=sys.stderr)
+    merchant = _merchant_files(args)
+    if merchant is None:
         return 2
     for kf in merchant:
         try:
