@@ -46,7 +46,7 @@ from posbridge.init_plan import (
     typed,
 )
 from posbridge.install_files import Account, account_exists, make_dir, service_account, write_file
-from posbridge.provider_keys import KeyFile, public_half_path
+from posbridge.provider_keys import KeyFile, provider_title, public_half_path
 from posbridge.providers.registry import PLUGINS
 from posbridge.secrets import generate_token, hash_secret
 
@@ -153,7 +153,7 @@ def _listed(values: list[str], parse: Callable[[str], Any]) -> list[Any]:
 def _section(name: str, given: dict[str, str], ask: Questions | None,
              stand_in: Path) -> dict[str, object]:
     """Provider ``name``'s values: those given, those asked for, placeholders for the rest."""
-    title = PLUGINS[name].title
+    title = provider_title(name)
     values = {k: typed(v) for k, v in given.items()}
     for _ in range(64):  # bounded: a section has far fewer keys
         try:

@@ -428,6 +428,8 @@ class EcrClient:
             assert self._reader is not None
             await self._reader
             self._connected.clear()
+            if self._ws is ws:
+                self._ws = None
             if ws.close_code == CLOSE_UNAUTHORIZED:
                 self._stop(ConnectionLost("the bridge refused the token"))
             if self._closing or self._fatal is not None or not self._reconnect:

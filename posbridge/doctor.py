@@ -19,6 +19,7 @@ from posbridge.checks import Check, fail, ok, warn
 from posbridge.config import PrinterConfig
 from posbridge.errors import ConfigError
 from posbridge.install_files import Account, FileFacts, may_read, may_write
+from posbridge.provider_keys import provider_title
 from posbridge.providers.registry import PLUGINS
 
 __all__ = ["SKEW_FAIL_S", "SKEW_WARN_S", "ProbeResult", "clock_check", "config_check",
@@ -32,10 +33,6 @@ SKEW_FAIL_S = 300.0
 
 ProbeKind = Literal["not_found", "found", "unreachable", "rejected", "bad_signature",
                     "no_answer", "not_built"]
-
-
-def _title(provider: str) -> str:
-    return PLUGINS[provider].title.split(" (")[0] if provider in PLUGINS else provider
 
 
 # -- the configuration --------------------------------------------------------------------------
@@ -53,8 +50,8 @@ def config_check(path: str, error: ConfigError | None, summary: str = "", *,
     if error.key == path and not file_exists:
         fix = f"posbridge init --dir {Path(path).parent} writes it (or give --config PATH)"
     elif spec is not None and spec.role == "provider":
-        fix = (f"download {_title(provider)}'s public key from its portal and save it where "
-               f"{error.key} says")
+        fix = (f"download {provider_title(provider)}'s public key from its portal and save it "
+               f"where {error.key} says")
     elif spec is not None:
         fix = f"posbridge keys new {provider} --config {path}"
     else:
@@ -98,7 +95,7 @@ class ProbeResult:
 
 def provider_check(provider: str, base_url: str, result: ProbeResult) -> Check:
     """A verified "no such order" proves the network, the credentials and both signatures."""
-    name, title = f"provider {provider}", _title(provider)
+    name, title = f"provider {provider}", provider_title(provider)
     keys = f"posbridge keys check; posbridge keys show-public {provider}"
     if result.kind == "not_found":
         return ok(name, f"{base_url} answered a signed status query with a verified "
@@ -139,7 +136,8 @@ def clock_check(provider: str, local_s: float, date_header: str | None) -> Check
         return None
     skew = local_s - theirs
     name = f"clock vs {provider}"
-    ahead = f"{abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} {_title(provider)}"
+    title = provider_title(provider)
+    ahead = f"{abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} {title}"
     fix = "turn on time synchronisation: timedatectl set-ntp true (or run an NTP client)"
     # The Date header has whole seconds: up to a second off is no skew at all.
     if abs(skew) > SKEW_FAIL_S:
@@ -147,7 +145,7 @@ def clock_check(provider: str, local_s: float, date_header: str | None) -> Check
                     fix)
     if abs(skew) > SKEW_WARN_S:
         return warn(name, f"this machine's clock is {ahead}", fix)
-    return ok(name, f"within {max(abs(skew), 1.0):.0f} s of {_title(provider)}")
+    return ok(name, f"within {max(abs(skew), 1.0):.0f} s of {title}")
 
 
 # -- devices ---------------------------------------------------------------------------------------

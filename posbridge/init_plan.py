@@ -20,6 +20,7 @@ from typing import Literal
 
 from posbridge.config_table import Table
 from posbridge.errors import ConfigError
+from posbridge.provider_keys import provider_title
 from posbridge.providers.registry import PLUGINS
 
 __all__ = ["PLACEHOLDER", "PLACEHOLDER_URL", "Answers", "Printer", "Register", "Terminal",
@@ -278,7 +279,7 @@ def render_toml(data: Mapping[str, object], *, heading: Sequence[str] = ()) -> s
         assert isinstance(content, Mapping)
         comments: dict[str, str] = {}
         if section in PLUGINS:
-            title = PLUGINS[section].title.split(" (")[0]
+            title = provider_title(section)
             for spec in PLUGINS[section].keys:
                 comments[spec.config_key] = (
                     f"the merchant private key; `posbridge keys show-public {section}` prints "

@@ -41,7 +41,7 @@ from posbridge.providers.base import KeySpec
 from posbridge.providers.registry import PLUGINS
 
 __all__ = ["KeyFile", "Observed", "check_keys", "configured_providers", "key_files",
-           "observe", "public_half_path", "read_raw"]
+           "observe", "provider_title", "public_half_path", "read_raw"]
 
 #: No key file is this large; a bigger file is not read.
 MAX_KEY_BYTES = 64 * 1024
@@ -63,9 +63,13 @@ class KeyFile:
 
     @property
     def title(self) -> str:
-        """The provider's name for people: its plug-in's title without the explanation in
-        brackets (``CodePay Cloud Open API``)."""
-        return PLUGINS[self.provider].title.split(" (")[0]
+        return provider_title(self.provider)
+
+
+def provider_title(name: str) -> str:
+    """A provider's name for people: its plug-in's title without the explanation in brackets
+    (``CodePay Cloud Open API``)."""
+    return PLUGINS[name].title.split(" (")[0] if name in PLUGINS else name
 
 
 @dataclass(frozen=True, slots=True)
