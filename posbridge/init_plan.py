@@ -24,7 +24,7 @@ from posbridge.provider_keys import provider_title
 from posbridge.providers.registry import PLUGINS
 
 __all__ = ["PLACEHOLDER", "PLACEHOLDER_URL", "Answers", "Printer", "Register", "Terminal",
-           "config_data", "first_missing", "parse_printer", "parse_register",
+           "config_data", "first_missing", "key_path", "parse_printer", "parse_register",
            "parse_setting", "parse_terminal", "placeholder_for", "placeholders_in",
            "render_toml", "typed"]
 
