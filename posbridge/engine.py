@@ -482,7 +482,7 @@ class Engine:
         rec = await self.get(report.order_no)
         if rec is None or rec.provider != provider:
             raise NotificationRejected(f"no {provider} transaction {report.order_no!r}")
-        if not _amount_agrees(rec, report.amount):
+        if not _amount_agrees(rec, report):
             raise NotificationRejected(
                 f"amount {report.amount} does not match the journal for {rec.order_no!r}")
         new = await self._apply_report(rec, report)
@@ -524,11 +524,12 @@ class Engine:
         cfg = provider.caps.pacing
         if rec.state == State.PENDING and fresh:
             rec = await self._create(rec, counted=True)
-        elif rec.state == State.PENDING and self._lost(rec):
-            # Recorded, but whether its create went out before the restart cannot be asked:
-            # only the provider's own reference addresses an order, and there is none.
-            rec = await self._apply(rec, Signal.LOST)
         else:
+            if rec.state == State.PENDING and self._lost(rec):
+                # Recorded, but whether its create went out before the restart cannot be
+                # asked: only the provider's own reference addresses an order, and there is
+                # none. It is looked for instead.
+                rec = await self._apply(rec, Signal.LOST)
             rec = await self._reconcile_once(rec)
         delay = cfg.poll_interval_s
         closed_after_expiry = False
@@ -547,13 +548,12 @@ class Engine:
             if rec.is_final:
                 break
             wait = delay
-            if self._lost(rec):
-                wait = max(delay, cfg.lost_poll_s)
-            elif not closed_after_expiry:
+            lost = self._lost(rec)
+            if not lost and not closed_after_expiry:
                 wait = max(0.0, min(wait, (rec.expires_at - now) / 1000))
             kicked = await self._sleep(order_no, wait)
-            if not kicked:
-                delay = min(delay * 1.5, cfg.poll_max_s)
+            if not kicked:  # a lost order is looked for less and less often, up to lost_poll_s
+                delay = min(delay * 1.5, cfg.lost_poll_s if lost else cfg.poll_max_s)
             live = self._live.get(order_no)
             if live is None:  # only a final state leaves _live (e.g. by a notification)
                 break
@@ -669,9 +669,14 @@ class Engine:
             return self._live.get(rec.order_no, rec)
         if report.outcome == Outcome.NOT_FOUND:
             return await self._not_found(rec)
-        if not _amount_agrees(rec, report.amount):
+        if not _amount_agrees(rec, report):
             log.error("query_amount_mismatch", order_no=rec.order_no, reported=report.amount)
             return rec
+        if what == "find_lost" and report.outcome is Outcome.PENDING and not report.provider_ref:
+            # Found, not paid, but still without the reference that would let the bridge ask
+            # about it or close it: it stays unknown until the callback or a paid line.
+            log.info("lost_order_pending", order_no=rec.order_no)
+            return self._live.get(rec.order_no, rec)
         return await self._apply_report(rec, report)
 
     async def _not_found(self, rec: TxnRecord) -> TxnRecord:
@@ -919,13 +924,20 @@ def _accepts(provider: Provider, currency: str) -> bool:
     return currency in accepted if accepted is not None else not provider.caps.coins
 
 
-def _amount_agrees(rec: TxnRecord, reported: int | None) -> bool:
-    """Whether the provider's amount for ``rec`` matches the journal (None: not stated).
+def _amount_agrees(rec: TxnRecord, report: ProviderReport) -> bool:
+    """Whether the provider's amount for ``rec`` matches the journal (None: not stated; an
+    ``amount_text`` is read with the record's decimals).
 
     A sale may be reported with or without its tip. A void is sent for the original's whole
     captured amount; the seed does not say whether the gateway then reports it with or without
     the original's tip, so any positive amount up to that is taken (the signature already
     vouches for the sender)."""
+    reported = report.amount
+    if reported is None and report.amount_text is not None:
+        try:
+            reported = parse_amount(report.amount_text, rec.currency, rec.exponent)
+        except AmountError:
+            return False
     if reported is None:
         return True
     if rec.kind is TxnKind.VOID:

@@ -21,8 +21,9 @@ from typing import Any
 __all__ = ["DisplayFrame", "FrameState", "pole_lines"]
 
 # A decimal amount exactly as posbridge.money.format_amount writes it (sign allowed for refunds).
-_AMOUNT_TEXT = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,4})?")
-_CURRENCY = re.compile(r"[A-Z]{3}")
+# ISO 4217 amounts have at most 4 decimals; a coin (USDT, BTC, ETH) up to 18.
+_AMOUNT_TEXT = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
+_CURRENCY = re.compile(r"[A-Z0-9]{2,10}")  # an ISO 4217 code, or a coin's symbol
 MAX_DEEPLINK_CHARS = 2048  # far above UCanPay's template; keeps a QR scannable (version <= 40)
 MAX_MESSAGE_CHARS = 200
 
@@ -67,7 +68,8 @@ class DisplayFrame:
         if self.amount_text and not _AMOUNT_TEXT.fullmatch(self.amount_text):
             raise ValueError(f"amount_text {self.amount_text[:30]!r} is not a decimal string")
         if self.currency and not _CURRENCY.fullmatch(self.currency):
-            raise ValueError(f"currency {self.currency[:10]!r} is not an ISO 4217 code")
+            raise ValueError(f"currency {self.currency[:10]!r} is not an ISO 4217 code or a "
+                             "coin symbol")
         if len(self.message) > MAX_MESSAGE_CHARS:
             raise ValueError(f"message longer than {MAX_MESSAGE_CHARS} characters")
         if self.seq < 0:

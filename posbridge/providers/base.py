@@ -89,6 +89,9 @@ class ProviderReport:
     outcome: Outcome
     provider_ref: str | None = None
     amount: int | None = None  # minor units, as the provider states it (None: not stated)
+    #: the amount as the provider wrote it, in major units, when only the journal knows its
+    #: decimals (a coin a notification does not name): the engine reads it with the record's
+    amount_text: str | None = None
     closable: bool = False  # still open and may be closed (CodePay status 9, UCanPay NOTPAY)
     auth_no: str | None = None
     card_brand: str | None = None

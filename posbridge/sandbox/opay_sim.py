@@ -22,6 +22,9 @@ and is deliberately at least as strict as the merchant side has to be:
 The documents list no error codes: the simulator's refusals are ``{code, msg}`` with codes of
 its own (:class:`Code`), unsigned and without ``data``, as the reference shows them.
 
+What happens to an order after its create is chosen by the amount's hundredths, as the CodePay
+simulator does by cents (:data:`BEHAVIOURS`; ``12.05`` USDT declines, ``0.0005`` BTC waits).
+
 The customer side: :meth:`OPaySimulator.pay` (``scan_and_pay`` for the sandbox display, or
 ``POST /sandbox/pay/{orderNum}``, or the button of the simulated pay page at
 ``GET /platform/pay.html``) marks an order paid and sends the signed callback to its
@@ -65,7 +68,8 @@ from posbridge.providers.opay.envelope import (
 from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
 from posbridge.sandbox.httpsim import HttpSimulator, SimulatorError
 
-__all__ = ["SANDBOX", "Code", "OPaySimulator", "SimOrder", "SimulatorError"]
+__all__ = ["BEHAVIOURS", "SANDBOX", "Behaviour", "Code", "OPaySimulator", "SimOrder",
+           "SimulatorError", "behaviour_for"]
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +92,41 @@ class Code(enum.StrEnum):
     NO_ORDER = "70003"  # no such orderNum
     NOT_PENDING = "70004"  # the order is paid or failed: it cannot be cancelled
     INJECTED = "99999"  # fail_next's default
+
+
+class Behaviour(enum.Enum):
+    """What the simulated platform does with an order (by the amount's hundredths)."""
+
+    WAIT_FOR_SCAN = 0
+    PAYMENT_FAILED = 5
+    CLOSED_BY_PLATFORM = 10
+    RESPONSE_LOST = 20
+    DUPLICATE_CALLBACKS = 25
+    CALLBACK_ONLY = 35
+    POLL_ONLY = 40
+    PAID_AT_ONCE = 45
+
+
+#: hundredths of the amount -> what the simulated platform does (the README's table).
+BEHAVIOURS: Final[Mapping[int, str]] = {
+    0: "waits for the customer: the display's \"simulate scan & pay\" or the pay page",
+    5: "payment failed (orderStatus 2) after the approve delay",
+    10: "closed by the platform (orderStatus 0) after the approve delay",
+    20: "create processed, its answer lost (found again by callback or statement)",
+    25: "paid, then duplicate and out-of-order callbacks",
+    35: "paid; the result by callback only (orderDetail keeps saying pending)",
+    40: "paid; the result by polling only (no callback)",
+    45: "paid after the approve delay without a scan",
+}
+
+
+def behaviour_for(amount: str) -> Behaviour:
+    """The behaviour of an order of ``amount`` (unknown hundredths wait for the scan)."""
+    hundredths = int(Decimal(amount) * 100) % 100
+    try:
+        return Behaviour(hundredths)
+    except ValueError:
+        return Behaviour.WAIT_FOR_SCAN
 
 
 class _Refusal(Exception):
@@ -113,6 +152,7 @@ class SimOrder:
     token: str | None = None
     status: str = "1"  # 1 pending payment, 2 failed, 3 paid, 0 closed
     paid_ms: int | None = None
+    behaviour: Behaviour = Behaviour.WAIT_FOR_SCAN
 
 
 class OPaySimulator(HttpSimulator):
@@ -131,8 +171,10 @@ class OPaySimulator(HttpSimulator):
         clock: Callable[[], float] = time.time,
         notify_interval_s: float = 1.0,
         notify_attempts: int = 20,
+        approve_delay_s: float = 1.0,
     ) -> None:
         super().__init__()
+        self.approve_delay_s = approve_delay_s
         self.app_id = app_id
         self._platform_key = platform_key
         self._merchant_public_key = merchant_public_key
@@ -206,7 +248,11 @@ class OPaySimulator(HttpSimulator):
         order.status = status
         if status == "3":
             order.paid_ms = self._now_ms()
-        self._spawn(self._call_back(order))
+        if order.behaviour is not Behaviour.POLL_ONLY:
+            self._spawn(self._call_back(order))
+        if order.behaviour is Behaviour.DUPLICATE_CALLBACKS:
+            self._spawn(self._call_back(order))
+            self._spawn(self._call_back(order, status="1"))  # an older "pending", late
         return order
 
     async def _handle_pay(self, request: web.Request) -> web.Response:
@@ -257,6 +303,11 @@ class OPaySimulator(HttpSimulator):
         except _Refusal as exc:
             return web.json_response({"code": exc.code, "msg": exc.message})
         await self._hold_if_dropped(name)  # processed; the answer may be "lost"
+        lost = (method is m.Method.CREATE and data is not None
+                and self.orders[str(data["orderNum"])].behaviour is Behaviour.RESPONSE_LOST)
+        if lost and request.transport is not None:
+            # Processed, but the answer is lost: the connection drops without a response.
+            request.transport.close()
         if data is None:
             return web.json_response({"code": "0", "msg": "success"})
         return web.json_response({"code": "0", "msg": "success", **self._sealed(name, data)})
@@ -331,9 +382,24 @@ class OPaySimulator(HttpSimulator):
             return_page=p["returnPage"], created_ms=self._now_ms(),
             open_id=p.get("openId") or None,
             user_id=None if p.get("openId") else p.get("userId"), token=p.get("token"))
+        order.behaviour = behaviour_for(order.amount)
         self.orders[order.order_num] = order
         self._by_app_order[order.app_order_id] = order
+        if order.behaviour is not Behaviour.WAIT_FOR_SCAN:
+            self._spawn(self._course(order))
         return {"orderNum": order.order_num}
+
+    async def _course(self, order: SimOrder) -> None:
+        """What the order's behaviour does by itself, after the approve delay."""
+        await asyncio.sleep(self.approve_delay_s)
+        if order.status != "1":
+            return  # cancelled or paid meanwhile
+        if order.behaviour is Behaviour.PAYMENT_FAILED:
+            self._settle(order.order_num, "2")
+        elif order.behaviour is Behaviour.CLOSED_BY_PLATFORM:
+            self._settle(order.order_num, "0")
+        elif order.behaviour is not Behaviour.RESPONSE_LOST:
+            self._settle(order.order_num, "3")
 
     def _find(self, p: dict[str, str]) -> SimOrder:
         if not p.get("orderNum"):
@@ -347,9 +413,10 @@ class OPaySimulator(HttpSimulator):
         if p.get("appKey") not in (None, self.app_id):
             raise _Refusal(Code.PARAMETER, "appKey is not this merchant's")
         order = self._find(p)
+        shown = "1" if order.behaviour is Behaviour.CALLBACK_ONLY else order.status
         data: dict[str, Any] = {
             "orderNum": order.order_num, "appOrderId": order.app_order_id,
-            "orderStatus": order.status, "orderAmount": order.amount,
+            "orderStatus": shown, "orderAmount": order.amount,
             "payCoinSymbol": order.coin, "appKey": self.app_id,
             "ctime": str(order.created_ms)}
         if order.user_id:
@@ -413,11 +480,11 @@ class OPaySimulator(HttpSimulator):
                     sender_key=self._signing_key(method), suite=self._suite)
         return {"data": body["data"], "sign": body["sign"]}
 
-    async def _call_back(self, order: SimOrder) -> None:
-        """POST the signed callback until answered ``success``, every
-        ``notify_interval_s``, at most ``notify_attempts`` times."""
+    async def _call_back(self, order: SimOrder, status: str | None = None) -> None:
+        """POST the signed callback (of ``status``, default the order's) until answered
+        ``success``, every ``notify_interval_s``, at most ``notify_attempts`` times."""
         params = {"outOrderId": order.app_order_id, "orderNum": order.order_num,
-                  "orderStatus": order.status, "payAmount": order.amount,
+                  "orderStatus": status or order.status, "payAmount": order.amount,
                   "returnUrl": order.return_page}
         for _attempt in range(self.notify_attempts):
             body = seal(params, app_id=self.app_id, now_ms=self._now_ms(),
@@ -458,7 +525,8 @@ def _goods_ok(text: str) -> bool:
 async def _start(keys: SandboxKeys, pacing: SimPacing) -> OPaySimulator:
     sim = OPaySimulator(platform_key=keys.private_key("opay_platform"),
                         merchant_public_key=keys.public_key("opay_merchant"),
-                        notify_interval_s=pacing.notify_interval_s)
+                        notify_interval_s=pacing.notify_interval_s,
+                        approve_delay_s=pacing.approve_delay_s)
     await sim.start()
     return sim
 
@@ -473,5 +541,6 @@ def _section(sim: OPaySimulator, keys: SandboxKeys, pacing: BridgePacing) -> dic
 
 SANDBOX: Final = SandboxSpec(
     provider="opay", key_names=("opay_merchant", "opay_platform"), start=_start,
-    section=_section, title="simulated crypto platform",
-    behaviours=(("any", "waits on its pay page (or the display's button) for the customer"),))
+    section=_section,
+    title="the simulated crypto platform decides by the amount's hundredths",
+    behaviours=tuple((f".{h:02d}", what) for h, what in sorted(BEHAVIOURS.items())))

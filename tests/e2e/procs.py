@@ -79,6 +79,18 @@ expires_s = 60
 poll_interval_s = 0.3
 timeout_s = 2.0
 
+[opay]
+base_url = "{sim['opay']}"
+pay_page_url = "{sim['opay']}/platform/pay.html"
+app_id = "sandbox-opay-app"
+private_key_file = "{keys / 'opay_merchant_private.pem'}"
+platform_public_key_file = "{keys / 'opay_platform_public.pem'}"
+coins = {{ USDT = 6, BTC = 8 }}
+expires_s = 10
+lost_order_settle_s = 0
+poll_interval_s = 0.3
+timeout_s = 2.0
+
 [[terminals]]
 sn = "SANDBOX0000000001"
 name = "lane-1"

@@ -136,3 +136,43 @@ async def test_kill_during_a_batch_close_resumes_and_closes_once(
     closed = [e["params"]["batch"] for e in events if e["type"] == "batch.closed"]
     assert [(b["batch_no"], b["state"]) for b in closed] == [(1, "closed")]
     assert closed[0]["totals"]["USD"]["sales"] == "10.00"
+
+
+@pytest.mark.parametrize("failpoint", [
+    "before_create:crypto_sale",     # intent recorded, nothing sent: never made at the platform
+    "create_answered:crypto_sale",   # the platform made the order; its orderNum is not recorded
+    "publish:approved",              # the result is recorded, the register not yet told
+])
+async def test_kill_during_a_crypto_sale_then_restart(
+        tmp_path: Path, simulator: dict[str, Any], failpoint: str) -> None:
+    """A crypto sale (paid without a scan: .45) killed at each instant ends in its true final
+    state: never made (failed, once the platform's statement is settled), or paid (found by
+    the callback or in the statement: only the platform's orderNum addresses an order, so a
+    second create is never sent)."""
+    daemon = Daemon(tmp_path, write_config(tmp_path, simulator))
+    daemon.start(failpoint=failpoint)
+    try:
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
+                await ecr.call("crypto_sale", {
+                    "order_no": "KC1", "amount": "10.45", "coin": "USDT",
+                    "payer": {"open_id": "u1"}, "terminal": "lane-1"}, timeout=15)
+        assert await asyncio.to_thread(daemon.wait_killed) == -signal.SIGKILL
+        daemon.start()
+        async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
+            deadline = time.monotonic() + 60  # a never-made order waits for its expiry (10 s)
+            while True:
+                txn = await ecr.call("status", {"order_no": "KC1"})
+                if txn["state"] in ("approved", "declined", "cancelled", "expired", "failed"):
+                    break
+                assert time.monotonic() < deadline, txn
+                await asyncio.sleep(0.2)
+            events = await ecr.call("events.replay", {"since_seq": 0})
+    finally:
+        daemon.stop()
+    creates = (await sim_stats(simulator, "KC1"))["opay"]["creates"]
+    if failpoint.startswith("before_create"):
+        assert (txn["state"], txn["error"]["code"], creates) == ("failed", "not_sent", 0)
+    else:
+        assert (txn["state"], creates) == ("approved", 1)
+        assert txn_states(events, "KC1").count("approved") == 1

@@ -8,7 +8,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from hardware.qr import qr_matrix, render_qr_png, render_qr_png_async
+from hardware.qr import qr_matrix, render_qr_png
+from hardware.qr_pool import render_qr_png_async
 
 DEEPLINK = "https://qr.ucanpay.com/pay?ucpOrderNo=UCP20240101000000001234"
 

@@ -37,6 +37,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from posbridge.errors import NotificationRejected, OutcomeUnknown, ProviderRejected, RequestError
+from posbridge.money import MAX_EXPONENT
 from posbridge.providers.base import (
     BatchFigures,
     Capabilities,
@@ -293,7 +294,9 @@ class OPayProvider(Provider):
 
     def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> ProviderReport:
         """Open and verify a payment callback (``NotificationRejected`` if it must be
-        ignored, including when its coin, and so its amount's decimals, cannot be told)."""
+        ignored). When the callback does not name its coin and the order is not known here,
+        its amount is handed on as written (``amount_text``) for the engine to read with the
+        journal's decimals."""
         del headers  # the platform signs the body only
         data = m.open_callback(body, app_id=self._app_id, merchant_key=self._merchant_key,
                                platform_key=self._platform_key, suite=self._suite)
@@ -301,13 +304,18 @@ class OPayProvider(Provider):
         coin = m.callback_coin(data) or self._order_coins.get(order_no)
         if coin is None and len(set(self._coins.values())) == 1:
             coin = next(iter(self._coins))
-        if coin is None or coin not in self._coins:
-            raise NotificationRejected(f"cannot tell the coin of order {order_no[:32]}; "
-                                       "its status query will settle it")
         try:
-            return m.order_report(data, order_no=order_no, decimals=self._coins[coin])
+            if coin is not None and coin in self._coins:
+                return m.order_report(data, order_no=order_no, decimals=self._coins[coin])
+            # The callback does not name its coin and this adapter has not seen the order
+            # (e.g. since a restart): the journal knows the coin, and reads the amount.
+            report = m.order_report(data, order_no=order_no, decimals=MAX_EXPONENT)
         except OutcomeUnknown as exc:
             raise NotificationRejected(exc.message) from exc
+        written = data.get("payAmount", data.get("orderAmount"))
+        return dataclasses.replace(
+            report, amount=None,
+            amount_text=str(written) if isinstance(written, str | int) else None)
 
     def notification_answer(self, ok: bool, reason: str = "") -> NotificationAnswer:
         """``success`` (or ``{"data":"success"}``), or ``fail`` with ``reason``."""

@@ -86,7 +86,7 @@ def parse_section(t: Table) -> OPayConfig:
         base_url=base_url, app_id=t.text("app_id"), private_key_file=private_key,
         platform_public_key_file=platform_key, coins=coins,
         pay_page_url=url_of(t, "pay_page_url", default=base_url + PAY_PAGE_PATH),
-        expires_s=t.integer("expires_s", default=600, low=30, high=86_400),
+        expires_s=t.integer("expires_s", default=600, low=10, high=86_400),
         return_page=return_page, order_scene_type=scene,
         amount_style=AmountStyle(amount_style), base64_alphabet=Alphabet(alphabet),
         sign_input=SignInput(sign_input), callback_answer=CallbackAnswer(answer),
