@@ -16,15 +16,16 @@ from typing import Literal
 
 from hardware.escpos import PrinterStatus
 from posbridge.checks import Check, fail, ok, warn
-from posbridge.config import PrinterConfig
+from posbridge.config import Config, PrinterConfig
 from posbridge.errors import ConfigError
 from posbridge.install_files import Account, FileFacts, may_read, may_write
 from posbridge.provider_keys import provider_title
 from posbridge.providers.registry import PLUGINS
 
 __all__ = ["SKEW_FAIL_S", "SKEW_WARN_S", "ProbeResult", "clock_check", "config_check",
-           "config_file_check", "display_check", "journal_check", "notify_url_check",
-           "placeholder_check", "printer_check", "provider_check", "systemd_check"]
+           "config_file_check", "config_summary", "display_check", "journal_check",
+           "notify_url_check", "placeholder_check", "printer_check", "provider_check",
+           "systemd_check"]
 
 #: Clock differences to the provider (seconds): beyond the first a warning, beyond the second
 #: a failure (signed requests carry a timestamp; providers refuse old ones).
@@ -36,6 +37,14 @@ ProbeKind = Literal["not_found", "found", "unreachable", "rejected", "bad_signat
 
 
 # -- the configuration --------------------------------------------------------------------------
+
+
+def config_summary(config: Config) -> str:
+    """``"2 registers, 1 terminal, 2 displays, 1 printer, providers: codepay, ucanpay"``."""
+    counts = {"register": len(config.ecr_clients), "terminal": len(config.terminals),
+              "display": len(config.displays), "printer": len(config.printers)}
+    parts = [f"{n} {what}{'' if n == 1 else 's'}" for what, n in counts.items()]
+    return ", ".join([*parts, f"providers: {', '.join(config.providers) or 'none'}"])
 
 
 def config_check(path: str, error: ConfigError | None, summary: str = "", *,

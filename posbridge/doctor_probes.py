@@ -30,6 +30,7 @@ from posbridge.doctor import (
     clock_check,
     config_check,
     config_file_check,
+    config_summary,
     display_check,
     journal_check,
     notify_url_check,
@@ -68,7 +69,6 @@ async def _bounded(step: Awaitable[T], timeout_s: float = STEP_TIMEOUT_S) -> T:
 async def run_doctor(config_path: Path, *, service_user: str, unit: str) -> list[Check]:
     """Every check, in the order a person fixes things: configuration, keys, providers,
     devices, the HTTP side, the journal, systemd."""
-    from posbridge.cli import summary
     from posbridge.cli_keys import run_key_checks
     from posbridge.provider_keys import read_raw
 
@@ -81,7 +81,7 @@ async def run_doctor(config_path: Path, *, service_user: str, unit: str) -> list
     except ConfigError as exc:
         checks.append(config_check(str(config_path), exc, file_exists=facts.exists))
     else:
-        checks.append(config_check(str(config_path), None, summary(config)))
+        checks.append(config_check(str(config_path), None, config_summary(config)))
     if facts.exists:
         checks.append(config_file_check(facts, reader))
         try:
