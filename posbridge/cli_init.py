@@ -256,11 +256,11 @@ def _key_bits(args: argparse.Namespace) -> dict[str, int]:
     return out
 
 
-def _merchant_files(answers: Answers) -> list[KeyFile]:
+def _key_files(answers: Answers, role: str) -> list[KeyFile]:
+    """The key files of the providers being set up whose KeySpec has ``role``."""
     return [KeyFile(provider=name, spec=spec, named=True,
                     path=key_path(answers, name, spec.config_key, spec.file_name))
-            for name in answers.providers for spec in PLUGINS[name].keys
-            if spec.role == "merchant"]
+            for name in answers.providers for spec in PLUGINS[name].keys if spec.role == role]
 
 
 def _validate(answers: Answers, stand_in: Path) -> dict[str, object]:
@@ -301,7 +301,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             print(f"posbridge init: {exc}", file=sys.stderr)
             return 2
     config_path = answers.config_dir / CONFIG_NAME
-    merchant = _merchant_files(answers)
+    merchant = _key_files(answers, "merchant")
     targets = [config_path, *(p for kf in merchant for p in (kf.path, public_half_path(kf.path)))]
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.force:
@@ -355,11 +355,7 @@ def _report(answers: Answers, config_path: Path, made: list[MerchantKey],
     for m in made:
         out += ["", merchant_portal_text(m.kf, m.public)]
     todo = [f"  {kf.provider}: download {kf.title}'s public key from its portal and save it "
-            f"as {kf.path}"
-            for name in answers.providers for spec in PLUGINS[name].keys
-            if spec.role == "provider"
-            for kf in [KeyFile(provider=name, spec=spec, named=True,
-                               path=key_path(answers, name, spec.config_key, spec.file_name))]]
+            f"as {kf.path}" for kf in _key_files(answers, "provider")]
     todo += [f"  {key}: still a placeholder; set it in {config_path}"
              for key in placeholders_in(data)]
     if not answers.public_url:
