@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,21 +39,26 @@ def config(tmp_path: Path, sandbox_data: dict[str, Any], pty: PtyPrinter) -> dic
     return sandbox_data
 
 
-async def _doctor(tmp_path: Path, data: dict[str, Any],
-                  capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, str]]]:
+def _posbridge(*args: str) -> list[str]:
+    """The command line of ``posbridge ARGS`` as its own process (doctor sets up the process's
+    logging for itself, which a test process must not inherit)."""
+    return [sys.executable, "-m", "posbridge", *args]
+
+
+async def _doctor(tmp_path: Path, data: dict[str, Any]) -> tuple[int, dict[str, dict[str, str]]]:
     path = write_config(tmp_path / "posbridge.toml", data)
-    capsys.readouterr()
-    # main() runs its own event loop: in a thread, beside the simulators' loop.
-    code = await asyncio.to_thread(main, ["doctor", "--config", str(path), "--json",
-                                          *AS_RUNNER])
-    report = json.loads(capsys.readouterr().out)
-    assert report["ok"] == (code == 0)
-    return code, {c["name"]: c for c in report["checks"]}
+    proc = await asyncio.create_subprocess_exec(
+        *_posbridge("doctor", "--config", str(path), "--json", *AS_RUNNER),
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    report = json.loads(out)
+    assert report["ok"] == (proc.returncode == 0)
+    return proc.returncode or 0, {c["name"]: c for c in report["checks"]}
 
 
 async def test_all_well_before_the_first_sale(
-        tmp_path: Path, config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    code, checks = await _doctor(tmp_path, config, capsys)
+        tmp_path: Path, config: dict[str, Any]) -> None:
+    code, checks = await _doctor(tmp_path, config)
     assert code == 0, checks
     for name in ("config", "provider codepay", "provider ucanpay", "printer lane-1",
                  "display lane-1", "journal", "key codepay.private_key_file"):
@@ -64,7 +71,7 @@ async def test_all_well_before_the_first_sale(
 
 
 async def test_wrong_keys_each_say_which_side_is_wrong(
-        tmp_path: Path, config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, config: dict[str, Any]) -> None:
     stranger = tmp_path / "stranger.pem"
     stranger.write_bytes(generate_rsa_pem(1024))
     stranger.chmod(0o600)
@@ -72,7 +79,7 @@ async def test_wrong_keys_each_say_which_side_is_wrong(
     other_platform = tmp_path / "other_platform.pem"
     other_platform.write_bytes(public_pem(load_private_key(generate_rsa_pem(1024))))
     config["ucanpay"]["public_key_file"] = str(other_platform)  # not the platform's key
-    code, checks = await _doctor(tmp_path, config, capsys)
+    code, checks = await _doctor(tmp_path, config)
     assert code == 1
     refused = checks["provider codepay"]
     assert refused["status"] == "fail" and "refused the signed status query" in \
@@ -84,12 +91,12 @@ async def test_wrong_keys_each_say_which_side_is_wrong(
 
 
 async def test_an_unreachable_provider(
-        tmp_path: Path, config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, config: dict[str, Any]) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
     config["codepay"]["base_url"] = closed
-    code, checks = await _doctor(tmp_path, config, capsys)
+    code, checks = await _doctor(tmp_path, config)
     assert code == 1
     found = checks["provider codepay"]
     assert found["message"].startswith(f"cannot reach {closed}")
@@ -99,10 +106,10 @@ async def test_an_unreachable_provider(
 
 
 async def test_a_private_key_everybody_may_read(
-        tmp_path: Path, config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, config: dict[str, Any]) -> None:
     private = Path(config["codepay"]["private_key_file"])
     private.chmod(0o644)
-    code, checks = await _doctor(tmp_path, config, capsys)
+    code, checks = await _doctor(tmp_path, config)
     assert code == 1
     found = checks["key codepay.private_key_file"]
     assert found["status"] == "fail" and "every user on this machine may use it" in \
@@ -111,15 +118,14 @@ async def test_a_private_key_everybody_may_read(
 
 
 async def test_the_printer_missing_from_its_pty_and_out_of_paper(
-        tmp_path: Path, config: dict[str, Any], capsys: pytest.CaptureFixture[str],
-        pty: PtyPrinter) -> None:
+        tmp_path: Path, config: dict[str, Any], pty: PtyPrinter) -> None:
     pty.replies = dict(PAPER_OUT)
-    code, checks = await _doctor(tmp_path, config, capsys)
+    code, checks = await _doctor(tmp_path, config)
     assert code == 1
     assert checks["printer lane-1"]["message"] == "answers, but reports: paper out"
     assert "load paper" in checks["printer lane-1"]["fix"]
     pty.unplug()
-    code, checks = await _doctor(tmp_path, config, capsys)
+    code, checks = await _doctor(tmp_path, config)
     assert code == 1
     found = checks["printer lane-1"]
     assert found["status"] == "fail" and f"cannot open {pty.path}" in found["message"]
@@ -131,9 +137,10 @@ def test_the_screen_says_how_to_fix_each_failure(
     config = tmp_path / "posbridge.toml"
     assert main(["init", "--dir", str(tmp_path), "--non-interactive", "--provider",
                  "codepay"]) == 0
-    capsys.readouterr()
-    assert main(["doctor", "--config", str(config), *AS_RUNNER]) == 1
-    screen = capsys.readouterr().out
+    done = subprocess.run(_posbridge("doctor", "--config", str(config), *AS_RUNNER),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    screen = done.stdout
     lines = screen.splitlines()
     failing = [i for i, line in enumerate(lines) if line.startswith("FAIL")]
     assert failing and all(lines[i + 1].strip().startswith("->") for i in failing)
