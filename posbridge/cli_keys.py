@@ -21,24 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from posbridge.checks import Check, exit_code, render_json, render_text
+from posbridge.checks import exit_code, render_json, render_text
 from posbridge.config import DEFAULT_CONFIG_PATH
 from posbridge.errors import ConfigError
 from posbridge.install_files import daemon_account, service_account, write_file
 from posbridge.keyfiles import KeyFormatError, generate_rsa_pem, load_private_key, public_text
-from posbridge.provider_keys import (
-    KeyFile,
-    check_keys,
-    configured_providers,
-    key_files,
-    observe,
-    public_half_path,
-    read_raw,
-)
+from posbridge.provider_keys import KeyFile, key_checks, key_files, public_half_path, read_raw
 from posbridge.providers.registry import PLUGINS
 
 __all__ = ["KEY_SIZES", "MerchantKey", "config_option", "new_merchant_key", "portal_text",
-           "register_commands", "run_key_checks", "service_user_option"]
+           "register_commands", "service_user_option"]
 
 KEY_SIZES = (1024, 2048, 3072, 4096)
 DEFAULT_SERVICE_USER = "posbridge"
@@ -190,22 +182,9 @@ def _cmd_show_public(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_key_checks(config: Path, service_user: str) -> list[Check]:
-    """Every key check of the configuration at ``config`` (ConfigError if it is unreadable)."""
-    raw = read_raw(config)
-    providers = configured_providers(raw, os.environ)
-    files = key_files(raw, os.environ, config_dir=config.absolute().parent,
-                      providers=providers)
-    seen = [(kf, observe(kf.path),
-             observe(public_half_path(kf.path))
-             if kf.spec.role == "merchant" and public_half_path(kf.path).exists() else None)
-            for kf in files]
-    return check_keys(seen, daemon_account(service_user))
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     try:
-        checks = run_key_checks(args.config, args.service_user)
+        checks = key_checks(args.config, daemon_account(args.service_user))
     except ConfigError as exc:
         print(f"posbridge: configuration error: {exc}", file=sys.stderr)
         return 2

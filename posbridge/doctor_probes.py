@@ -50,6 +50,7 @@ from posbridge.errors import (
 )
 from posbridge.init_plan import placeholders_in
 from posbridge.install_files import daemon_account, file_facts
+from posbridge.provider_keys import key_checks, read_raw
 from posbridge.providers.base import Outcome, notify_path
 from posbridge.providers.registry import PLUGINS
 
@@ -69,9 +70,6 @@ async def _bounded(step: Awaitable[T], timeout_s: float = STEP_TIMEOUT_S) -> T:
 async def run_doctor(config_path: Path, *, service_user: str, unit: str) -> list[Check]:
     """Every check, in the order a person fixes things: configuration, keys, providers,
     devices, the HTTP side, the journal, systemd."""
-    from posbridge.cli_keys import run_key_checks
-    from posbridge.provider_keys import read_raw
-
     reader = daemon_account(service_user)
     checks: list[Check] = []
     config: Config | None = None
@@ -91,7 +89,7 @@ async def run_doctor(config_path: Path, *, service_user: str, unit: str) -> list
         if raw is not None:
             placeholders = placeholder_check(placeholders_in(raw), str(config_path))
             checks += [placeholders] if placeholders is not None else []
-            checks += run_key_checks(config_path, service_user)
+            checks += key_checks(config_path, reader)
     if config is not None:
         results = await asyncio.gather(*(_provider(config, name) for name in config.providers))
         checks += [c for pair in results for c in pair]

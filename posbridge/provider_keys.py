@@ -19,6 +19,7 @@ material.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ from posbridge.keyfiles import KeyFormatError, load_private_key, load_public_key
 from posbridge.providers.base import KeySpec
 from posbridge.providers.registry import PLUGINS
 
-__all__ = ["KeyFile", "Observed", "check_keys", "configured_providers", "key_files",
-           "observe", "provider_title", "public_half_path", "read_raw"]
+__all__ = ["KeyFile", "Observed", "check_keys", "configured_providers", "key_checks",
+           "key_files", "observe", "provider_title", "public_half_path", "read_raw"]
 
 #: No key file is this large; a bigger file is not read.
 MAX_KEY_BYTES = 64 * 1024
@@ -144,6 +145,19 @@ def observe(path: Path) -> Observed:
             return Observed(facts=facts, content=f.read(MAX_KEY_BYTES + 1))
     except OSError as exc:
         return Observed(facts=facts, error=exc.strerror or str(exc))
+
+
+def key_checks(config: Path, reader: Account | None) -> list[Check]:
+    """Every key check of the configuration file at ``config`` (ConfigError if it cannot be
+    read): the files read, then judged by :func:`check_keys`."""
+    raw = read_raw(config)
+    providers = configured_providers(raw, os.environ)
+    files = key_files(raw, os.environ, config_dir=config.absolute().parent, providers=providers)
+    seen = [(kf, observe(kf.path),
+             observe(public_half_path(kf.path))
+             if kf.spec.role == "merchant" and public_half_path(kf.path).exists() else None)
+            for kf in files]
+    return check_keys(seen, reader)
 
 
 # -- the checks (pure) --------------------------------------------------------------------------
