@@ -42,7 +42,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from procs import stop_all, wait_file  # bench/procs.py (the script's folder is on sys.path)
+from procs import (  # bench/procs.py (the script's folder is on sys.path)
+    stop_all,
+    wait_file,
+    write_bridge_config,
+)
 
 from posbridge import aio, logs
 from posbridge.client import EcrClient
@@ -52,7 +56,6 @@ from posbridge.metrics import percentile
 from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
 from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.sandbox.codepay_sim import APP_ID, MERCHANT_NO
-from posbridge.secrets import hash_secret
 
 BLOCK = 25  # latency: direct and bridged alternate in blocks of this many sales
 TARGET_RATIO = 2.0
@@ -174,35 +177,6 @@ async def rate(lanes: int, seconds: float,
     return len(latencies), time.perf_counter() - t0, latencies
 
 
-def write_config(tmp: Path, sim: dict[str, Any], keys: Path, registers: int) -> Path:
-    lines = [f"""
-[bridge]
-data_dir = "{tmp / 'data'}"
-ecr_listen = "127.0.0.1:0"
-http_listen = "127.0.0.1:0"
-public_url = ""
-max_amount = "10000.00"
-log_format = "json"
-
-[manager]
-
-[codepay]
-base_url = "{sim['codepay']}"
-app_id = "{APP_ID}"
-merchant_no = "{MERCHANT_NO}"
-private_key_file = "{keys / 'merchant_private.pem'}"
-gateway_public_key_file = "{keys / 'codepay_gateway_public.pem'}"
-expires_s = 120
-"""]
-    for k in range(registers):
-        lines.append(f'[[ecr_clients]]\nname = "register-{k}"\nrole = "cashier"\n'
-                     f'token_hash = "{hash_secret(token(k), log2_n=4)}"\n'
-                     f'[[terminals]]\nsn = "{terminal_sn(k)}"\nname = "lane-{k}"\n')
-    path = tmp / "bridge.toml"
-    path.write_text("\n".join(lines))
-    return path
-
-
 def scrape(http: str) -> dict[str, float]:
     """The bridge's /metrics as {"name{labels}": value}."""
     with urllib.request.urlopen(f"{http}/metrics", timeout=10) as resp:
@@ -261,7 +235,9 @@ def main() -> None:
     try:
         sim = wait_file(tmp / "sim.json", sim_proc)
         keys = tmp / "sim" / "keys"
-        config = write_config(tmp, sim, keys, registers)
+        config = write_bridge_config(
+            tmp, sim, clients=[(f"register-{k}", "cashier", token(k)) for k in range(registers)],
+            terminals=[(terminal_sn(k), f"lane-{k}") for k in range(registers)], expires_s=120)
         profile = (["-m", "cProfile", "-o", str(args.profile_bridge)]
                    if args.profile_bridge else [])
         bridge_proc = subprocess.Popen(

@@ -1,14 +1,23 @@
-"""What the benchmarks share: waiting for a helper process's ready file, and stopping the
-helpers and removing their scratch folder at the end."""
+"""What the benchmarks share: waiting for a helper process's ready file, a daemon process
+configured against ``posbridge simulate``, and stopping the helpers and removing their scratch
+folder at the end."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+from posbridge.sandbox.codepay_sim import APP_ID, MERCHANT_NO
+from posbridge.sandbox.ucanpay_sim import MERCHANT_ID as UCANPAY_MERCHANT
+from posbridge.secrets import hash_secret
 
 
 def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> Any:
@@ -32,3 +41,110 @@ def stop_all(procs: list[subprocess.Popen[bytes] | None], scratch: Path) -> None
     for proc in running:
         proc.wait(30)
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A port no one listens on now (for a daemon that must keep its ports across a restart)."""
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_bridge_config(tmp: Path, sim: dict[str, Any], *, clients: list[tuple[str, str, str]],
+                        terminals: list[tuple[str, str]], pin: str | None = None,
+                        expires_s: int = 60, qr_timeout_s: int = 60,
+                        poll_interval_s: float = 2.0) -> Path:
+    """``tmp/bridge.toml``: both providers at the simulators of ``sim`` (keys from
+    ``tmp/sim/keys``), ``clients`` as (name, role, token), ``terminals`` as (sn, name), fixed
+    ports (the notify URLs the gateways hold outlive a restart), the product's default poll
+    interval unless told otherwise. Secrets are hashed with a
+    cheap scrypt cost, so hundreds of registers configure in a second."""
+    keys = tmp / "sim" / "keys"
+    pin_line = f'pin_hash = "{hash_secret(pin, log2_n=4)}"' if pin else ""
+    lines = [f"""
+[bridge]
+data_dir = "{tmp / 'data'}"
+ecr_listen = "127.0.0.1:{free_port()}"
+http_listen = "127.0.0.1:{free_port()}"
+public_url = ""
+max_amount = "10000.00"
+log_format = "json"
+
+[manager]
+{pin_line}
+
+[codepay]
+base_url = "{sim['codepay']}"
+app_id = "{APP_ID}"
+merchant_no = "{MERCHANT_NO}"
+private_key_file = "{keys / 'merchant_private.pem'}"
+gateway_public_key_file = "{keys / 'codepay_gateway_public.pem'}"
+expires_s = {expires_s}
+poll_interval_s = {poll_interval_s}
+
+[ucanpay]
+base_url = "{sim['ucanpay']}"
+merchant_id = "{UCANPAY_MERCHANT}"
+private_key_file = "{keys / 'ucanpay_merchant_private.pem'}"
+public_key_file = "{keys / 'ucanpay_gateway_public.pem'}"
+currency = "CAD"
+qr_timeout_s = {qr_timeout_s}
+poll_interval_s = {poll_interval_s}
+"""]
+    for name, role, token in clients:
+        lines.append(f'[[ecr_clients]]\nname = "{name}"\nrole = "{role}"\n'
+                     f'token_hash = "{hash_secret(token, log2_n=4)}"\n')
+    for sn, name in terminals:
+        lines.append(f'[[terminals]]\nsn = "{sn}"\nname = "{name}"\n')
+    path = tmp / "bridge.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def start_simulators(tmp: Path, approve_delay: float, *, notify_interval: float = 0.2,
+                     notify_retry: str | None = None) -> tuple[subprocess.Popen[bytes], Any]:
+    """``posbridge simulate`` (keys in ``tmp/sim``) and its ready file's content."""
+    retry = ["--notify-retry", notify_retry] if notify_retry else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "posbridge", "simulate", "--data-dir", str(tmp / "sim"),
+         "--ready-file", str(tmp / "sim.json"), "--approve-delay", str(approve_delay),
+         "--notify-interval", str(notify_interval), *retry],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, wait_file(tmp / "sim.json", proc)
+
+
+class DaemonProc:
+    """``posbridge serve --config`` as a process that can be stopped and started again."""
+
+    def __init__(self, tmp: Path, config: Path) -> None:
+        self.tmp, self.config = tmp, config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ports: dict[str, Any] = {}
+
+    def start(self) -> None:
+        ready = self.tmp / "bridge.json"
+        ready.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "posbridge", "serve", "--config", str(self.config),
+             "--ready-file", str(ready)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.ports = wait_file(ready, self.proc)
+
+    def stop(self) -> int:
+        """SIGTERM (a graceful stop) and its exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.ports['ecr_port']}/ecr"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http_port']}"

@@ -143,9 +143,10 @@ class Table:
         path = self.path(name)
         if path is None:
             return None
-        if not path.is_file():
-            raise self.fail(name, f"{path} does not exist or is not a file")
         try:
+            # is_file() lets some errors through (a name too long, a folder not searchable)
+            if not path.is_file():
+                raise self.fail(name, f"{path} does not exist or is not a file")
             with path.open("rb"):
                 pass
         except OSError as exc:

@@ -144,6 +144,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # parameters (e.g. a crypto payer) as a JSON object.
     2: ("ALTER TABLE transactions ADD COLUMN exponent INTEGER",
         "ALTER TABLE transactions ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'"),
+    # Cash back handed out with a sale; what a pre-authorisation's completion captured.
+    3: ("ALTER TABLE transactions ADD COLUMN cashback INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE transactions ADD COLUMN completed_amount INTEGER NOT NULL DEFAULT 0"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

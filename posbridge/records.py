@@ -59,6 +59,8 @@ class TxnRecord:
     exponent: int | None = None
     #: the operation's own parameters that only some providers read (e.g. a crypto payer)
     extra: Mapping[str, str] = field(default_factory=dict)
+    cashback: int = 0  # cash handed out with a sale, charged to the card with the amount
+    completed_amount: int = 0  # on a pre-authorisation: what its approved completion captured
 
     @property
     def is_final(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import re
 import unicodedata
 from typing import Any
@@ -74,6 +75,9 @@ class DisplayFrame:
             raise ValueError(f"message longer than {MAX_MESSAGE_CHARS} characters")
         if self.seq < 0:
             raise ValueError("seq must not be negative")
+        # The web display parses the frame with JSON.parse, which has no NaN or Infinity.
+        if self.expires_at is not None and not math.isfinite(self.expires_at):
+            raise ValueError("expires_at must be a finite time")
 
     def to_dict(self) -> dict[str, Any]:
         """The frame as JSON-ready values; ``state`` as its lowercase name."""

@@ -358,6 +358,15 @@ def _amount(rec: TxnRecord) -> str:
 # --------------------------------------------------------------------------------------------
 # Handlers
 
+
+async def read_form(request: web.Request) -> Mapping[str, Any] | None:
+    """The POSTed form, or None when the body cannot be read as one: aiohttp raises
+    UnicodeDecodeError (a ValueError) for a urlencoded body that is not UTF-8."""
+    try:
+        return await request.post()
+    except ValueError:
+        return None
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Action = Callable[[Any], Awaitable[tuple[str, bool]]]
 
@@ -396,7 +405,9 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
         return login_page(("Logged out.", False) if out else None)
 
     async def login(request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return unreadable()
         pin = str(form.get("pin", ""))
         checker = daemon.pins
         peer = request.remote or "?"
@@ -434,6 +445,11 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
             return None
         return session
 
+    def unreadable() -> web.Response:
+        body = ("<section><h2>Bad request</h2><p>This form could not be read; nothing was "
+                f'changed. <a href="{PAGE}">Open the manager page</a>.</p></section>')
+        return page("manager", body, status=400)
+
     def forbidden() -> web.Response:
         body = ("<section><h2>Forbidden</h2><p>This form has expired or did not come from this "
                 f'page; nothing was changed. <a href="{PAGE}">Open the manager page</a> '
@@ -442,7 +458,9 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
 
     def guarded(action: Action) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            form = await request.post()
+            form = await read_form(request)
+            if form is None:
+                return unreadable()
             session = authorized(request, form)
             if session is None:
                 return forbidden()
@@ -455,7 +473,9 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
         return handle
 
     async def logout(request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return unreadable()
         if authorized(request, form) is None:
             return forbidden()
         sessions.drop(request.cookies.get(COOKIE))

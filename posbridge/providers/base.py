@@ -39,6 +39,11 @@ class TxnKind(enum.StrEnum):
     QR_SALE = "qr_sale"
     QR_REFUND = "qr_refund"
     CRYPTO_SALE = "crypto_sale"
+    PREAUTH = "preauth"  # a hold on the card (CodePay trans_type 4)
+    PREAUTH_CANCEL = "preauth_cancel"  # releases a hold (5)
+    COMPLETION = "completion"  # captures a hold for the final amount (6)
+    TIP_ADJUST = "tip_adjust"  # sets a new total tip on an approved sale or completion
+    CHECKOUT_QR = "checkout_qr"  # the customer pays on the provider's hosted page (pay-by-link)
 
 
 class Outcome(enum.StrEnum):
@@ -79,6 +84,12 @@ class PaymentOrder:
     exponent: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
     created_at_ms: int | None = None  # when the bridge recorded the intent (epoch ms)
+    cashback: int = 0  # cash the register hands out, charged to the card with the amount
+    on_screen_tip: bool = False  # the customer enters the tip on the terminal
+    card_present: bool = True  # a refund on the terminal (False: to the original card, no card)
+    #: for a tip adjustment: the original's tip before it (``tip`` is the new total tip and
+    #: ``amount`` the difference)
+    orig_tip: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,8 @@ class ProviderReport:
     message: str | None = None
     terminal_online: bool | None = None
     qr_text: str | None = None  # the exact text the customer's QR encodes (deeplink, pay page)
+    tip: int | None = None  # the final tip, when the provider states it (entered on the terminal)
+    cashback: int | None = None  # the cash back the provider states, minor units
     reversed: bool = False  # :meth:`Provider.reverse` undid the order (any payment returned)
 
 
@@ -169,6 +182,9 @@ class Capabilities:
     batch_figures: bool = False
     #: Why a void or refund of this provider's payments is refused, when it has no refunds.
     no_refund_reason: str | None = None
+    #: A completion may capture at most this percentage of the authorised amount (100: no
+    #: more than the hold; a provider configured for tips on completion may allow more).
+    completion_max_percent: int = 100
 
 
 @dataclass(frozen=True, slots=True)

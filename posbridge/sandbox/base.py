@@ -68,6 +68,13 @@ class Simulator(Protocol):
     def stats(self, order_no: str) -> dict[str, object]:
         """What the simulator saw of ``order_no`` (JSON-able), for tests in other processes."""
 
+    def totals(self) -> dict[str, int]:
+        """Counts since the start (requests, orders, ...), for long runs."""
+
+    def recent_orders(self) -> list[dict[str, Any]]:
+        """The orders it remembers, oldest first: at least ``order_no``, ``status`` and
+        ``creates`` (for a soak's final-state check)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SandboxSpec:

@@ -65,6 +65,7 @@ from posbridge.providers.codepay import signing
 from posbridge.providers.codepay.client import ENTRY_PATH
 from posbridge.providers.codepay.messages import TransStatus, TransType
 from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
+from posbridge.sandbox.recent import Recent
 
 __all__ = ["BEHAVIOURS", "REFUSALS", "Behaviour", "CodePaySimulator", "SentNotification",
            "SimOrder", "behaviour_for"]
@@ -166,6 +167,10 @@ class SimOrder:
     voided: bool = False
     acknowledged: bool = False
     online: bool = True
+    #: of an original: its voids and refunds not yet final, and the refund totals that hold
+    #: money against it (approved or still open), so neither needs the children kept
+    open_children: int = 0
+    refund_hold: int = 0
 
     @property
     def total(self) -> int:
@@ -186,8 +191,14 @@ class SentNotification:
 @dataclass
 class _Batch:
     no: int
-    orders: list[str] = field(default_factory=list)
+    #: per currency (count, net total in minor units) of the approved orders
+    figures: dict[str, tuple[int, int]] = field(default_factory=dict)
     adjustments: dict[str, int] = field(default_factory=dict)
+
+    def add(self, order: SimOrder) -> None:
+        count, total = self.figures.get(order.currency, (0, 0))
+        sign = 1 if order.trans_type is TransType.SALE else -1
+        self.figures[order.currency] = (count + 1, total + sign * order.total)
 
 
 class CodePaySimulator:
@@ -195,8 +206,15 @@ class CodePaySimulator:
 
     Recording API for tests: :attr:`requests` (every accepted-for-processing request body),
     :attr:`creates`, :meth:`create_count`, :meth:`method_log`, :attr:`orders`,
-    :attr:`notifications_sent`, :attr:`batch_closes`; knobs: :meth:`set_terminal_online`,
-    :meth:`adjust_open_batch`.
+    :attr:`notifications_sent`, :attr:`batch_closes`, :meth:`recent_orders`, :meth:`stats`;
+    knobs: :meth:`set_terminal_online`, :meth:`adjust_open_batch`.
+
+    Memory is bounded for long runs: the recordings keep their newest ``keep`` entries
+    (:class:`~posbridge.sandbox.recent.Recent`), and once more than ``keep`` orders are known
+    the oldest final ones are forgotten (an order still on its terminal, or with a void or
+    refund in flight, is kept). The inspection helpers therefore answer for recent orders;
+    :meth:`totals` counts everything since the start. A forgotten order is unknown to later
+    queries, voids and refunds, as an order older than the gateway's retention would be.
     """
 
     def __init__(
@@ -212,9 +230,13 @@ class CodePaySimulator:
         notify_retry_s: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
         notify_timeout_s: float = 5.0,
         open_batch_method: str = m.DEFAULT_OPEN_BATCH_METHOD,
+        keep: int = 10_000,
     ) -> None:
         if merchant_public_key is None and basic_auth is None:
             raise ValueError("give the merchant public key (RSA2) or basic-auth credentials")
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        self.keep = keep
         self.app_id = app_id
         self.merchant_no = merchant_no
         self._gateway_key = gateway_private_key
@@ -238,11 +260,13 @@ class CodePaySimulator:
             m.BATCH_CLOSE: ("merchant_no", "terminal_sn"),
             open_batch_method: ("merchant_no",),
         }
-        self.requests: list[dict[str, Any]] = []
-        self.creates: list[dict[str, Any]] = []
-        self.orders: dict[str, SimOrder] = {}
-        self.notifications_sent: list[SentNotification] = []
-        self.batch_closes: list[str] = []
+        self.requests: Recent[dict[str, Any]] = Recent(keep)
+        self.creates: Recent[dict[str, Any]] = Recent(keep)
+        self.orders: dict[str, SimOrder] = {}  # oldest first
+        self.notifications_sent: Recent[SentNotification] = Recent(keep)
+        self.batch_closes: Recent[str] = Recent(keep)
+        self.orders_created = 0
+        self.orders_forgotten = 0
         # What a closed or expired order reports: 3 (cancelled). PROVIDERS.md gives 1 as
         # "closed/failed", so a test may set FAILED to play a gateway that reports closes so.
         self.closed_status = TransStatus.CANCELLED
@@ -335,16 +359,33 @@ class CodePaySimulator:
     def open_batch_figures(self, terminal_sn: str) -> dict[str, tuple[int, int]]:
         """Per currency (count, net total in minor units) of the terminal's open batch."""
         batch = self._batch(terminal_sn)
-        figures: dict[str, tuple[int, int]] = {}
-        for order_no in batch.orders:
-            order = self.orders[order_no]
-            count, total = figures.get(order.currency, (0, 0))
-            sign = 1 if order.trans_type is TransType.SALE else -1
-            figures[order.currency] = (count + 1, total + sign * order.total)
+        figures = dict(batch.figures)
         for currency, delta in batch.adjustments.items():
             count, total = figures.get(currency, (0, 0))
             figures[currency] = (count, total + delta)
         return figures
+
+    def recent_orders(self) -> list[dict[str, Any]]:
+        """The orders it remembers, oldest first: ``order_no``, ``trans_type``, ``status``
+        (the gateway's ``trans_status``), ``amount`` and ``tip`` (minor units), ``currency``,
+        and ``creates``: how many creates for it are in the recorded window."""
+        creates: dict[str, int] = {}
+        for body in self.creates:
+            key = str(body.get("merchant_order_no"))
+            creates[key] = creates.get(key, 0) + 1
+        return [{"order_no": o.merchant_order_no, "trans_type": int(o.trans_type),
+                 "status": int(o.status), "amount": o.amount, "tip": o.tip,
+                 "currency": o.currency, "creates": creates.get(o.merchant_order_no, 0)}
+                for o in self.orders.values()]
+
+    def totals(self) -> dict[str, int]:
+        """Counts since the start: ``creates`` received (refused ones too), ``orders``
+        created, ``forgotten`` orders, ``kept`` orders now, ``requests``, ``notifications``
+        sent (each POST)."""
+        return {"creates": self.creates.appended, "orders": self.orders_created,
+                "forgotten": self.orders_forgotten, "kept": len(self.orders),
+                "requests": self.requests.appended,
+                "notifications": self.notifications_sent.appended}
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -458,8 +499,14 @@ class CodePaySimulator:
             store_no=_text(body.get("store_no")), attach=_text(body.get("attach")),
             online=online)
         self.orders[order_no] = order
+        self.orders_created += 1
         self._by_trans_no[order.trans_no] = order
-        self._terminal_tasks[order_no] = self._spawn(self._terminal(order))
+        if orig is not None:
+            orig.open_children += 1
+            if trans_type is TransType.REFUND:
+                orig.refund_hold += order.total
+        self._start_terminal(order_no, self._terminal(order))
+        self._forget_old()
         log.info("codepay_sim_created", order_no=order_no, behaviour=behaviour.name)
         return {"message_id": "M" + _digits(21), "trans_no": order.trans_no,
                 "terminal_online_status": "online" if online else "offline"}
@@ -481,14 +528,10 @@ class CodePaySimulator:
                 raise _Refusal("ORIG_ORDER_INVALID", "only a sale in the open batch can be voided")
             if total != orig.total:
                 raise _Refusal("INVALID_PARAMETER", "a void is for the sale's whole amount")
-            if any(o.orig_order_no == orig_no and o.status not in FINAL
-                   for o in self.orders.values()):
+            if orig.open_children:
                 raise _Refusal("ORIG_ORDER_INVALID", "the sale has a void or refund in progress")
             return orig
-        taken = sum(o.total for o in self.orders.values()
-                    if o.orig_order_no == orig_no and o.trans_type is TransType.REFUND
-                    and o.status not in (TransStatus.FAILED, TransStatus.CANCELLED))
-        if orig.voided or taken + total > orig.total:
+        if orig.voided or orig.refund_hold + total > orig.total:
             raise _Refusal("REFUND_AMOUNT_EXCEEDED")
         return orig
 
@@ -500,8 +543,7 @@ class CodePaySimulator:
             self._stop_terminal(order)
             self._closed(order)
             if order.behaviour is Behaviour.LATE_APPROVAL:
-                self._terminal_tasks[order.merchant_order_no] = self._spawn(
-                    self._late_approval(order))
+                self._start_terminal(order.merchant_order_no, self._late_approval(order))
         elif order.status is not self.closed_status or order.error_code:
             raise _Refusal("ORDER_STATUS_ERROR", f"trans_status {int(order.status)}")
         return {"message_id": "M" + _digits(21), "trans_no": order.trans_no}
@@ -611,13 +653,18 @@ class CodePaySimulator:
             return
         order.status = status
         order.end_time = self._clock()
+        orig = self.orders.get(order.orig_order_no) if order.orig_order_no else None
+        if orig is not None:
+            orig.open_children -= 1
+            if order.trans_type is TransType.REFUND and status is not TransStatus.SUCCESS:
+                orig.refund_hold -= order.total
         if status is TransStatus.SUCCESS:
             order.auth_no = _digits(6)
             batch = self._batch(order.terminal_sn)
-            batch.orders.append(order.merchant_order_no)
+            batch.add(order)
             order.batch_no = batch.no
-            if order.trans_type is TransType.VOID and order.orig_order_no is not None:
-                self.orders[order.orig_order_no].voided = True
+            if order.trans_type is TransType.VOID and orig is not None:
+                orig.voided = True
 
     # -- notifications ----------------------------------------------------------------------
 
@@ -694,6 +741,35 @@ class CodePaySimulator:
 
     def _batch(self, sn: str) -> _Batch:
         return self._batches.setdefault(sn, _Batch(no=1))
+
+    def _start_terminal(self, order_no: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as the order's terminal task; the entry goes when the task ends."""
+        task = self._spawn(coro)
+        self._terminal_tasks[order_no] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._terminal_tasks.get(order_no) is finished:
+                del self._terminal_tasks[order_no]
+
+        task.add_done_callback(done)
+
+    def _forget_old(self) -> None:
+        """Forget the oldest final orders while more than :attr:`keep` are known."""
+        excess = len(self.orders) - self.keep
+        if excess <= 0:
+            return
+        # Oldest first; orders still busy are skipped (they are few: the ones in flight).
+        victims: list[SimOrder] = []
+        for order_no, order in self.orders.items():
+            if len(victims) == excess:
+                break
+            if (order.status in FINAL and not order.open_children
+                    and order_no not in self._terminal_tasks):
+                victims.append(order)
+        for order in victims:
+            del self.orders[order.merchant_order_no]
+            self._by_trans_no.pop(order.trans_no, None)
+        self.orders_forgotten += len(victims)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)

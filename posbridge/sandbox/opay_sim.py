@@ -220,6 +220,18 @@ class OPaySimulator(HttpSimulator):
                        and params.get("orderNum") == self._by_app_order[order_no].order_num)]
         return {"creates": methods.count("createThirdOrder"), "methods": methods}
 
+    def totals(self) -> dict[str, int]:
+        """Counts since the start: requests received, orders created, orders kept now."""
+        return {"requests": len(self.requests), "orders": len(self.orders),
+                "kept": len(self.orders)}
+
+    def recent_orders(self) -> list[dict[str, Any]]:
+        """The orders, oldest first: ``order_no`` (appOrderId), ``status`` (orderStatus),
+        ``amount`` (as sent), ``currency`` (the coin) and ``creates``."""
+        return [{"order_no": o.app_order_id, "status": o.status, "amount": o.amount,
+                 "currency": o.coin, "creates": self.count("createThirdOrder", o.app_order_id)}
+                for o in self.orders.values()]
+
     def order(self, ref: str) -> SimOrder:
         """The order with ``orderNum`` or ``appOrderId`` ``ref``."""
         found = self.orders.get(ref) or self._by_app_order.get(ref)

@@ -52,6 +52,7 @@ from posbridge.providers.ucanpay import messages as m
 from posbridge.providers.ucanpay.signing import SignScheme, sign_params, sign_type, verify_params
 from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
 from posbridge.sandbox.httpsim import HttpSimulator, SimulatorError
+from posbridge.sandbox.recent import Recent
 
 __all__ = ["SimOrder", "SimRefund", "SimulatorError", "UCanPaySimulator"]
 
@@ -76,6 +77,7 @@ _MAX_LEN: Final[dict[str, int]] = {
 }
 _INTEGERS: Final = frozenset({"totalAmt", "refundAmt"})
 _NONCE_MEMORY: Final = 100_000
+_OPEN: Final = frozenset({"NOTPAY", "USERPAYING"})  # trade states the customer can still change
 ErrorStyle = Literal["errcode", "msg", "opaque"]
 
 
@@ -126,7 +128,15 @@ class SimOrder:
 
 
 class UCanPaySimulator(HttpSimulator):
-    """The simulated UCanPay gateway. ``await start()``, use :attr:`url`, ``await stop()``."""
+    """The simulated UCanPay gateway. ``await start()``, use :attr:`url`, ``await stop()``.
+
+    Memory is bounded for long runs: :attr:`requests` and :attr:`notifications` keep their
+    newest ``keep`` entries (:class:`~posbridge.sandbox.recent.Recent`), and once more than
+    ``keep`` orders are known the oldest settled ones are forgotten (not those the customer
+    can still pay or close, nor those with a refund in progress), with their refunds.
+    :meth:`count`, :meth:`order` and :meth:`recent_orders` answer for recent orders;
+    :meth:`totals` counts everything since the start.
+    """
 
     label = "UCanPay simulator"
 
@@ -142,8 +152,12 @@ class UCanPaySimulator(HttpSimulator):
         notify_interval_s: float = 15.0,
         notify_attempts: int = 20,
         refund_delay_s: float = 0.2,
+        keep: int = 10_000,
     ) -> None:
         super().__init__()
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        self.keep = keep
         self.merchant_id = merchant_id
         self._private_key = private_key
         self._merchant_public_key = merchant_public_key
@@ -153,9 +167,12 @@ class UCanPaySimulator(HttpSimulator):
         self.notify_interval_s = notify_interval_s
         self.notify_attempts = notify_attempts
         self.refund_delay_s = refund_delay_s
-        self.orders: dict[str, SimOrder] = {}
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.notifications: list[tuple[str, dict[str, Any], str]] = []  # (url, body, answer)
+        self.orders: dict[str, SimOrder] = {}  # oldest first
+        self.requests: Recent[tuple[str, dict[str, Any]]] = Recent(keep)
+        # (url, body, answer)
+        self.notifications: Recent[tuple[str, dict[str, Any], str]] = Recent(keep)
+        self.orders_created = 0
+        self.orders_forgotten = 0
         self._by_ucp: dict[str, SimOrder] = {}
         self._refund_owner: dict[str, str] = {}  # outRefundNo -> outTradeNo
         self._numbers = itertools.count(377654578511872)
@@ -193,6 +210,47 @@ class UCanPaySimulator(HttpSimulator):
         if found is None:
             raise SimulatorError(f"no such order {ref!r}")
         return found
+
+    def recent_orders(self) -> list[dict[str, Any]]:
+        """The orders it remembers, oldest first: ``order_no`` (outTradeNo), ``status``
+        (tradeStatus), ``amount`` (minor units), ``currency``, ``creates`` (unifiedorder
+        requests for it in the recorded window) and ``refunds`` (outRefundNo -> refundStatus)."""
+        creates: dict[str, int] = {}
+        for name, body in self.requests:
+            if name == m.Method.UNIFIEDORDER.value:
+                key = str(body.get("outTradeNo"))
+                creates[key] = creates.get(key, 0) + 1
+        return [{"order_no": o.out_trade_no, "status": o.status, "amount": o.amount,
+                 "currency": o.currency, "creates": creates.get(o.out_trade_no, 0),
+                 "refunds": {no: r.status for no, r in o.refunds.items()}}
+                for o in self.orders.values()]
+
+    def totals(self) -> dict[str, int]:
+        """Counts since the start: ``requests`` received, ``orders`` created, ``forgotten``
+        orders, ``kept`` orders now, ``notifications`` POSTed (each attempt)."""
+        return {"requests": self.requests.appended, "orders": self.orders_created,
+                "forgotten": self.orders_forgotten, "kept": len(self.orders),
+                "notifications": self.notifications.appended}
+
+    def _forget_old(self) -> None:
+        """Forget the oldest settled orders while more than :attr:`keep` are known."""
+        excess = len(self.orders) - self.keep
+        if excess <= 0:
+            return
+        # Oldest first; open orders are skipped (few: the QR codes on show right now).
+        victims: list[SimOrder] = []
+        for order in self.orders.values():
+            if len(victims) == excess:
+                break
+            if order.status not in _OPEN and all(
+                    r.status != "PROCESSING" for r in order.refunds.values()):
+                victims.append(order)
+        for order in victims:
+            del self.orders[order.out_trade_no]
+            self._by_ucp.pop(order.ucp_order_no, None)
+            for refund_no in order.refunds:
+                self._refund_owner.pop(refund_no, None)
+        self.orders_forgotten += len(victims)
 
     # -- the customer ----------------------------------------------------------------------
 
@@ -331,7 +389,9 @@ class UCanPaySimulator(HttpSimulator):
             currency=body["currency"], subject=body["subject"], body=body["body"],
             notify_url=body["notifyUrl"], scene_type=body["sceneType"], created_s=self._clock())
         self.orders[out_no] = order
+        self.orders_created += 1
         self._by_ucp[order.ucp_order_no] = order
+        self._forget_old()
         return self._order_data(order, with_status=False)
 
     def _find(self, body: dict[str, Any]) -> SimOrder:

@@ -280,3 +280,49 @@ def test_notifications_for_another_merchant_or_without_key_are_rejected(
     with pytest.raises(NotificationRejected):
         m.parse_notification(no_status, gateway_key=gateway_key.public_key(),
                              merchant_no=MERCHANT_NO)
+
+
+@pytest.mark.parametrize("number", ["1e-99999999999999999999", "1E+99999999999999999999"])
+def test_a_number_past_decimals_range_is_no_json_object(gateway_key: RSAPrivateKey,
+                                                        number: str) -> None:
+    body = f'{{"merchant_order_no":"A1","order_amount":{number},"sign":"x"}}'.encode()
+    assert m.parse_json(body) is None
+    with pytest.raises(NotificationRejected):
+        m.parse_notification(body, gateway_key=gateway_key.public_key(), merchant_no="M")
+
+
+def test_deep_nesting_is_refused_before_the_signature_is_checked(
+        gateway_key: RSAPrivateKey) -> None:
+    # The signature check renders nested values recursively; 500 levels exhausted the stack.
+    nested = "[" * 500 + "]" * 500
+    body = f'{{"merchant_order_no":"A1","x":{nested},"sign":"{"A" * 344}"}}'.encode()
+    assert m.parse_json(body) is None
+    with pytest.raises(NotificationRejected):
+        m.parse_notification(body, gateway_key=gateway_key.public_key(), merchant_no="M")
+    shallow = f'{{"x":{"[" * 31 + "]" * 31}}}'.encode()
+    assert m.parse_json(shallow) is not None
+
+
+@pytest.mark.parametrize("amount", ["Infinity", "-Infinity", "NaN", "1e999990", "9" * 19])
+def test_an_amount_that_is_no_sum_of_money_reads_as_not_stated(
+        gateway_key: RSAPrivateKey, amount: str) -> None:
+    # A signed notification: "Infinity" raised OverflowError, "1e999990" took half a minute.
+    note = {"merchant_order_no": "A1", "trans_status": 2, "order_amount": amount,
+            "price_currency": "USD"}
+    note["sign"] = sign(note, gateway_key)
+    report = m.parse_notification(json.dumps(note).encode(),
+                                  gateway_key=gateway_key.public_key(), merchant_no="M")
+    assert report.amount is None
+    assert m.report_from_data({"trans_status": 2, "order_amount": "12.3"}, "A1",
+                              "USD").amount == 1230
+
+
+@pytest.mark.parametrize("status", ["²", "٢", "9" * 5000, " 2", "-2"])
+def test_a_status_that_is_not_ascii_digits_is_unknown(gateway_key: RSAPrivateKey,
+                                                      status: str) -> None:
+    note = {"merchant_order_no": "A1", "trans_status": status}
+    note["sign"] = sign(note, gateway_key)
+    with pytest.raises(NotificationRejected, match="unknown trans_status"):
+        m.parse_notification(json.dumps(note).encode(), gateway_key=gateway_key.public_key(),
+                             merchant_no="M")
+    assert m.report_from_data({"trans_status": "2"}, "A1", "USD").outcome is Outcome.APPROVED

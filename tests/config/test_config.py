@@ -315,3 +315,11 @@ def test_load_config_names_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert info.value.key == str(path)
+
+
+@pytest.mark.parametrize("path", ["a" * 5000, "/" + "b" * 300 + "/key.pem"])
+def test_a_key_file_name_too_long_is_a_config_error(valid: dict[str, Any], path: str) -> None:
+    # The operating system refuses such a name with an error Path.is_file() lets through.
+    with pytest.raises(ConfigError) as info:
+        parse(changed(valid, "codepay.private_key_file", path))
+    assert info.value.key == "codepay.private_key_file"

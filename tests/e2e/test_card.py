@@ -241,7 +241,9 @@ async def test_an_approval_after_a_cancel_is_surfaced_not_dropped(bridge: Bridge
     async with await bridge.register() as ecr:
         await ecr.call("sale", sale("LA1", "9.30", wait=False))
         cancelled = await ecr.call("cancel", {"order_no": "LA1"})
-        assert cancelled["state"] == "cancelled"
+        # the cancel answers with the state as it stands when it wakes: cancelled, or - on a
+        # busy machine - already the late approval that followed it
+        assert cancelled["state"] in ("cancelled", "approved")
         note = None
         for _ in range(40):  # bounded: the late approval comes within about a second
             note = await ecr.next_notification(5)

@@ -378,3 +378,20 @@ def test_idle_sessions_expire() -> None:
     assert sessions.get(sid) is session
     now[0] += SESSION_IDLE_S + 1
     assert sessions.get(sid) is None and len(sessions) == 0
+
+
+async def test_a_form_body_that_is_not_utf8_is_a_400_that_changes_nothing(
+        bridge: Bridge, manager: Manager) -> None:
+    # aiohttp cannot decode such a urlencoded body; that raised out of the handler: a 500.
+    assert (await manager.login()).status == 303
+    token = await manager.csrf()
+    garbled = f"csrf={token}&terminal={SN1}&batch_no=1&x=\xff".encode("latin-1")
+    for path in ("/manager/batch-close", "/manager/close", "/manager/query", "/manager/logout",
+                 "/manager/login"):
+        async with manager.http.post(
+                f"{bridge.http}{path}", data=garbled, allow_redirects=False,
+                headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+            assert resp.status == 400, path
+            assert "nothing was changed" in await resp.text()
+    assert bridge.sims.codepay.batch_closes == []
+    assert (await manager.page())[0] == 200  # still logged in

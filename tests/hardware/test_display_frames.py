@@ -46,6 +46,9 @@ def test_to_json_keeps_non_ascii_message() -> None:
     ({"state": FrameState.IDLE, "seq": -1}, "seq must not be negative"),
     ({"state": FrameState.MESSAGE, "message": "x" * 201}, "message longer"),
     ({"state": FrameState.QR, "deeplink": "h" * 2049}, "deeplink longer"),
+    # to_json wrote NaN / Infinity, which the web display's JSON.parse refuses
+    ({"state": FrameState.QR, "deeplink": "h", "expires_at": float("nan")}, "finite time"),
+    ({"state": FrameState.QR, "deeplink": "h", "expires_at": float("inf")}, "finite time"),
 ])
 def test_frames_no_display_could_draw_truthfully_are_refused(
         kwargs: dict[str, Any], problem: str) -> None:

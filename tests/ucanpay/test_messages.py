@@ -388,3 +388,30 @@ def test_notification_answers() -> None:
     assert ok.status == 200 and ok.content_type.startswith("application/json")
     fail = m.notification_answer(False, "signature failure")
     assert json.loads(fail.body) == {"return_code": "FAIL", "return_msg": "signature failure"}
+
+
+@pytest.mark.parametrize("depth", [40, 5000])
+def test_deeply_nested_notifications_and_replies_are_refused(vectors: Any, depth: int) -> None:
+    # 5000 levels raised RecursionError in the decoder; the bound refuses them all before
+    # the signature check walks them.
+    nested = "[" * depth + "]" * depth
+    for body in (f'{{"code":0,"data":{{"x":{nested},"sign":"AAAA"}}}}',
+                 json.dumps({"code": 0, "data": f'{{"x":{nested},"sign":"AAAA"}}'}),
+                 nested):
+        with pytest.raises(NotificationRejected):
+            m.parse_notification(body.encode(), key=vectors.public("rsa2048"),
+                                 scheme=SignScheme.DOUBLE_HASH, merchant_id="M")
+        with pytest.raises(OutcomeUnknown):
+            open_(vectors, body.encode())
+
+
+@pytest.mark.parametrize(("total", "read"), [("188", 188), ("9" * 18, 10**18 - 1),
+                                             ("9" * 19, None), ("1" * 5000, None)])
+def test_an_amount_text_longer_than_18_digits_reads_as_not_stated(
+        vectors: Any, total: str, read: int | None) -> None:
+    # 5000 digits: int() raised ValueError (its 4,300-digit limit) behind a good signature.
+    data = sign_params({"outTradeNo": "Q1", "tradeStatus": "SUCCESS", "totalAmt": total},
+                       vectors.private("rsa2048"))
+    report = m.parse_notification(vectors.note(data), key=vectors.public("rsa2048"),
+                                  scheme=SignScheme.DOUBLE_HASH, merchant_id="M")
+    assert report.amount == read

@@ -114,3 +114,11 @@ def test_sign_params_leaves_empty_values_out_of_the_body(vectors: Any) -> None:
                           "totalAmt": 0, "extra": {}}, vectors.private("rsa1024"))
     assert set(signed) == {"outTradeNo", "totalAmt", "sign"}
     assert verify_params(signed, vectors.public("rsa1024"))
+
+
+def test_text_with_a_lone_surrogate_verifies_as_false(vectors: Any) -> None:
+    # JSON may carry "\ud800"; such text cannot be UTF-8 encoded, so nothing signed it.
+    sig = sign("a=1", vectors.private("rsa1024"))
+    for scheme in SignScheme:
+        assert not verify("a=\ud800", sig, vectors.public("rsa1024"), scheme)
+    assert not verify_params({"a": "\ud800", "sign": sig}, vectors.public("rsa1024"))

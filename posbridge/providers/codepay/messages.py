@@ -49,6 +49,7 @@ from posbridge.errors import (
 from posbridge.money import AmountError, exponent, format_amount, parse_amount
 from posbridge.providers.base import BatchFigures, Outcome, PaymentOrder, ProviderReport, TxnKind
 from posbridge.providers.codepay import signing
+from posbridge.providers.json_depth import too_deep
 
 __all__ = [
     "API_VERSION",
@@ -128,6 +129,10 @@ class TransStatus(enum.IntEnum):
     CANCELLED = 3
     CREATED = 9
 
+
+_STATUS_TEXT: Final = re.compile(r"[0-9]{1,4}")
+# Whole digits of the largest amount read from an answer (as posbridge.money parses them).
+_MAX_WHOLE_DIGITS: Final = 18
 
 _KIND_TYPE: Final = {TxnKind.SALE: TransType.SALE, TxnKind.VOID: TransType.VOID,
                      TxnKind.REFUND: TransType.REFUND}
@@ -255,12 +260,14 @@ def dumps(body: Mapping[str, object]) -> str:
 
 
 def parse_json(body: bytes) -> dict[str, object] | None:
-    """A JSON object with numbers as Decimal / int, or None if ``body`` is not one."""
+    """A JSON object with numbers as Decimal / int, or None if ``body`` is not one (or nests
+    deeper than :data:`~posbridge.providers.json_depth.MAX_DEPTH`)."""
     try:
         value = json.loads(body.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError):
+        # ArithmeticError: a number whose exponent Decimal cannot hold (1e-99999999999999999999)
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) and not too_deep(value) else None
 
 
 def parse_response(body: bytes, *, gateway_key: RSAPublicKey | None) -> dict[str, object]:
@@ -452,7 +459,10 @@ def _online(value: object) -> bool | None:
 def _status(value: object) -> TransStatus | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str):
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if _STATUS_TEXT.fullmatch(value) is None:
+            return None
         value = int(value)
     if isinstance(value, int):
         try:
@@ -472,7 +482,12 @@ def _minor(value: object, currency: str | None) -> int | None:
         pass
     # The gateway may write "12.3" for 12.30 or "100.00" for JPY 100: accept any exact form.
     try:
-        scaled = Decimal(text).scaleb(exponent(currency))
+        number = Decimal(text)
+        # Not a sum of money: infinite, or more whole digits than any amount (the int of
+        # "1e999990" would take half a minute to build).
+        if not number.is_finite() or number.adjusted() >= _MAX_WHOLE_DIGITS:
+            return None
+        scaled = number.scaleb(exponent(currency))
     except (ArithmeticError, AmountError):
         return None
     if scaled != scaled.to_integral_value() or scaled < 0:

@@ -49,6 +49,7 @@ from posbridge.errors import (
 )
 from posbridge.money import AmountError, exponent
 from posbridge.providers.base import NotificationAnswer, Outcome, ProviderReport
+from posbridge.providers.json_depth import too_deep
 from posbridge.providers.ucanpay.signing import SignScheme, VerifyingKey, sign_type, verify_params
 
 __all__ = [
@@ -361,11 +362,12 @@ def refundquery(
 
 
 def _load_object(raw: bytes) -> dict[str, Any] | None:
+    """A JSON object, or None (also for one nested deeper than ``json_depth.MAX_DEPTH``)."""
     try:
         value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) and not too_deep(value) else None
 
 
 def _is_zero(code: object) -> bool:
@@ -389,9 +391,9 @@ def _data_object(data: object) -> dict[str, Any] | None:
             return None
         try:
             parsed = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError("data is a string but not JSON") from exc
-        if isinstance(parsed, dict):
+        if isinstance(parsed, dict) and not too_deep(parsed):
             return parsed
     raise ValueError("data is not an object")
 
@@ -510,7 +512,8 @@ def _amount(data: Mapping[str, Any], name: str) -> int | None:
     value = data.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    # At most 18 digits: int() refuses texts past 4,300 digits, and no amount is that long.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     return None
 

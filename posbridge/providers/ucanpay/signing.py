@@ -133,7 +133,10 @@ def verify(
     """Whether ``signature`` is a valid ``sign`` of stringA ``text``. Never raises on garbage."""
     if not isinstance(signature, str) or not signature:
         return False
-    data = text.encode("utf-8")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): nothing was signed so
+        return False
     if scheme is SignScheme.MD5:
         if not isinstance(key, str):
             return False
