@@ -5,7 +5,9 @@ adding its parser(s) and setting ``func`` (``args -> exit code``) with ``set_def
 :data:`SUBCOMMANDS` lists the builders of this module; :func:`_other_builders` adds those of
 other modules (``serve`` in :mod:`posbridge.cli_serve`; the register commands ``sale``,
 ``void``, ``refund``, ``cancel``, ``status``, ``batch``, ``transactions``, ``health`` in
-:mod:`posbridge.cli_register`). To add a command, write a builder and list it there.
+:mod:`posbridge.cli_register`; ``init``, ``keys`` and ``doctor`` in :mod:`posbridge.cli_init`,
+:mod:`posbridge.cli_keys` and :mod:`posbridge.cli_doctor`). To add a command, write a builder
+and list it there.
 
 Exit codes: 0 success, 1 failure reported by the command, 2 bad usage or bad configuration.
 """
@@ -116,11 +118,12 @@ SUBCOMMANDS: list[SubcommandBuilder] = [_add_config, _add_hash_secret]
 
 def _other_builders() -> list[SubcommandBuilder]:
     """Builders of sub-commands living in other modules (imported here, not at start-up)."""
-    from posbridge import cli_register, cli_serve
+    from posbridge import cli_doctor, cli_init, cli_keys, cli_register, cli_serve
     from posbridge.sandbox import standalone
 
     return [cli_serve.register_commands, cli_register.register_commands,
-            standalone.register_commands]
+            standalone.register_commands, cli_init.register_commands,
+            cli_keys.register_commands, cli_doctor.register_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

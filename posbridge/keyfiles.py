@@ -6,7 +6,11 @@ Providers hand out keys in several shapes; all of these load:
 - SubjectPublicKeyInfo PEM (``-----BEGIN PUBLIC KEY-----``) and PKCS#1 PEM
   (``-----BEGIN RSA PUBLIC KEY-----``);
 - the bare Base64 of the DER bytes (what provider portals often show in a text box), with
-  or without line breaks, in the standard or the URL-safe alphabet, padded or not.
+  or without line breaks, in the standard alphabet (``+/``) or the URL-safe one (``-_``),
+  with or without its ``=`` padding.
+
+The other way round, :func:`public_text` gives a public key in the form a provider's portal
+takes it: PEM, or one line of Base64 DER.
 
 Encrypted private keys are not supported (the bridge has no place to keep a passphrase).
 Nothing here ever logs or repeats key material in an error message.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,8 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from posbridge.errors import PosbridgeError
 
-__all__ = ["KeyFormatError", "generate_rsa_pem", "load_private_key", "load_public_key",
-           "public_pem"]
+__all__ = ["KeyFormatError", "PublicForm", "generate_rsa_pem", "load_private_key",
+           "load_public_key", "public_pem", "public_text", "same_key"]
+
+#: How a portal takes a public key: a PEM block, or one line of Base64 of the DER bytes.
+PublicForm = Literal["pem", "base64"]
 
 _PUBLIC_EXPONENT = 65537
 
@@ -45,6 +53,22 @@ def public_pem(key: RSAPrivateKey | RSAPublicKey) -> bytes:
     public = key.public_key() if isinstance(key, RSAPrivateKey) else key
     return public.public_bytes(serialization.Encoding.PEM,
                                serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_text(key: RSAPrivateKey | RSAPublicKey, form: PublicForm) -> str:
+    """The public half of ``key`` as text in ``form``: a SubjectPublicKeyInfo PEM block
+    (with its final newline), or the Base64 of its DER bytes on one line (no newline)."""
+    if form == "pem":
+        return public_pem(key).decode("ascii")
+    public = key.public_key() if isinstance(key, RSAPrivateKey) else key
+    der = public.public_bytes(serialization.Encoding.DER,
+                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode("ascii")
+
+
+def same_key(private: RSAPrivateKey, public: RSAPublicKey) -> bool:
+    """Whether ``public`` is the public half of ``private``."""
+    return private.public_key().public_numbers() == public.public_numbers()
 
 
 def load_private_key(pem_or_base64_der: bytes) -> RSAPrivateKey:
@@ -79,10 +103,14 @@ def load_public_key(pem_or_base64_der: bytes) -> RSAPublicKey:
 
 
 def _b64(data: bytes) -> bytes:
-    compact = b"".join(data.split()).rstrip(b"=")
-    if b"-" in compact or b"_" in compact:  # the URL-safe alphabet
-        compact = compact.replace(b"-", b"+").replace(b"_", b"/")
+    """Base64 in either alphabet, line breaks and missing padding allowed; ValueError if not."""
+    text = b"".join(data.split()).rstrip(b"=")
+    if b"-" in text or b"_" in text:  # the URL-safe alphabet
+        if b"+" in text or b"/" in text:
+            raise ValueError("not Base64: both alphabets mixed")
+        text = text.translate(bytes.maketrans(b"-_", b"+/"))
+    text += b"=" * (-len(text) % 4)
     try:
-        return base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)
+        return base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise ValueError("not Base64") from exc
