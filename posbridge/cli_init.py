@@ -167,7 +167,8 @@ def _section(name: str, given: dict[str, str], ask: Questions | None,
             values.update(_asked(name, key, title, missing.problem, values, given, ask,
                                  stand_in))
             continue
-        values[key] = placeholder_for(key)
+        proposed = PLUGINS[name].setup_defaults.get(key)
+        values[key] = placeholder_for(key) if proposed is None else proposed
         try:
             first_missing(name, values, given, stand_in)
         except ConfigError as exc:  # a value no placeholder can stand for

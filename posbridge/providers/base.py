@@ -336,3 +336,6 @@ class ProviderPlugin:
     #: The longest notification URL it accepts (None: no limit stated).
     notify_url_max: int | None = None
     sandbox: str | None = None
+    #: Values ``posbridge init`` writes for keys it was not given and no placeholder can
+    #: stand for (a table of coins, say), for the installer to check
+    setup_defaults: Mapping[str, object] = field(default_factory=dict)

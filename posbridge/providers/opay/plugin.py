@@ -29,7 +29,7 @@ def build(cfg: OPayConfig, notify_url: str) -> OPayProvider:
 
 PLUGIN = ProviderPlugin(
     name="opay",
-    title="crypto payments (the OPay open platform's pay page)",
+    title="OPay crypto platform (pay-page QR)",
     parse_section=parse_section,
     build=build,
     keys=(KeySpec(config_key="private_key_file", role="merchant",
@@ -40,4 +40,7 @@ PLUGIN = ProviderPlugin(
           KeySpec(config_key="platform_public_key_file", role="provider",
                   file_name="opay_platform_pub.pem")),
     sandbox="posbridge.sandbox.opay_sim:SANDBOX",
+    # the coin most crypto shops take first, with its usual decimals: to check with the
+    # platform's account (init's to-do list says so)
+    setup_defaults={"coins": {"USDT": 6}},
 )
