@@ -48,7 +48,7 @@ from types import FrameType
 from typing import Any
 
 # bench/procs.py (the script's folder is on sys.path)
-from procs import DaemonProc, start_simulators, stop_all, write_bridge_config
+from procs import DaemonProc, rss_kib, start_simulators, stop_all, write_bridge_config
 
 # The fuzzers' samples, mutators and rules live with the fuzz tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -228,7 +228,10 @@ def run_sockets(args: argparse.Namespace) -> list[str]:
             pin=PIN, expires_s=20, qr_timeout_s=20)
         daemon = DaemonProc(tmp, config)
         daemon.start()
+        before = rss_kib(daemon.pid)
         problems = aio.run(socket_slice(daemon, tmp, args))
+        print(f"daemon RSS before / after the socket slice: {before / 1024:.0f} / "
+              f"{rss_kib(daemon.pid) / 1024:.0f} MiB")
         if daemon.proc is None or daemon.proc.poll() is not None:
             problems.append("the daemon process died")
         errors = internal_errors(daemon.http)

@@ -51,7 +51,7 @@ from typing import Any
 import aiohttp
 
 # bench/procs.py (the script's folder is on sys.path)
-from procs import DaemonProc, start_simulators, stop_all, write_bridge_config
+from procs import DaemonProc, rss_kib, start_simulators, stop_all, write_bridge_config
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from posbridge import aio, logs
@@ -85,13 +85,6 @@ MANAGER_TOKEN = "soak-manager-token-0123456789abcdef"
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def open_fds(pid: int) -> int:
