@@ -543,9 +543,9 @@ def main() -> None:
     logs.configure("json", logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="posbridge-soak-"))
     # A real gateway retries a notification for hours; the simulator's test pace gives up
-    # after ten seconds, which a loaded machine and a restart can exceed.
-    sim_proc, sim = start_simulators(tmp, args.approve_delay, notify_retry="0.5,1,2,5,10,20,30,60",
-                                     notify_interval=2.0)
+    # after ten seconds, which a loaded machine and a restart can exceed. Here: ten minutes.
+    sim_proc, sim = start_simulators(tmp, args.approve_delay, notify_interval=2.0,
+                                     notify_retry=",".join(["0.5,1,2,5,10,20,30"] + ["60"] * 9))
     daemon: DaemonProc | None = None
     try:
         clients = [("backoffice", "manager", MANAGER_TOKEN)] + [
