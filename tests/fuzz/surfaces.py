@@ -133,9 +133,10 @@ _PARAMS: Final[dict[str, Callable[[random.Random], dict[str, Any]]]] = {
 _METHODS: Final = sorted(proto.METHODS)
 
 
-def ecr_params_sample(method: str, rng: random.Random) -> dict[str, Any]:
-    """Plausible (mostly valid) ``params`` of ``method``, now and then one left out."""
-    return {k: v for k, v in _PARAMS[method](rng).items() if rng.random() < 0.9}
+def ecr_params_sample(method: str, rng: random.Random, *, every: bool = False) -> dict[str, Any]:
+    """Plausible (mostly valid) ``params`` of ``method``; unless ``every``, now and then one
+    is left out."""
+    return {k: v for k, v in _PARAMS[method](rng).items() if every or rng.random() < 0.9}
 
 
 def ecr_frame_sample(rng: random.Random) -> dict[str, Any]:
