@@ -181,13 +181,14 @@ async def socket_slice(daemon: DaemonProc, tmp: Path, args: argparse.Namespace) 
         keys, merchant_no=MERCHANT_NO, ucanpay_merchant=UCANPAY_MERCHANT, order_nos=order_nos)
     n = args.socket_frames
     port = int(daemon.ports["ecr_port"])
+    # The manager page first: wrong manager_pin values in fuzzed frames lock PIN checks out.
     drivers = [
+        wire.fuzz_manager(daemon.http, PIN, order_nos, ["lane-1", "FUZZ000000000002"], rng,
+                          max(10, n // 5), wrong_pins=3),
         wire.fuzz_ecr(daemon.url, TOKEN, s.ECR_FRAMES, rng, n),
         wire.fuzz_auth("127.0.0.1", port, TOKEN, rng, max(10, n // 20), wrong_tokens=5),
         wire.fuzz_notify(daemon.http, "codepay", codepay_notes, rng, max(10, n // 4)),
         wire.fuzz_notify(daemon.http, "ucanpay", ucanpay_notes, rng, max(10, n // 4)),
-        wire.fuzz_manager(daemon.http, PIN, order_nos, ["lane-1", "FUZZ000000000002"], rng,
-                          max(10, n // 5), wrong_pins=3),
     ]
     problems = []
     for driver in drivers:
