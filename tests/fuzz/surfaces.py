@@ -23,6 +23,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -188,7 +189,7 @@ def _check_params(parsed: ecr_params.Params) -> None:
             raise Unexpected(f"accepted {name} {value!r}")
     if isinstance(parsed, ecr_params.SaleParams | ecr_params.QrSaleParams):
         tip = getattr(parsed, "tip", 0)
-        limit = round(float(MAX_AMOUNT) * 10 ** 4)  # the widest exponent, generous
+        limit = int(Decimal(MAX_AMOUNT).scaleb(4))  # in the widest exponent: generous
         if not parsed.amount > 0 or tip < 0 or parsed.amount + tip > limit:
             raise Unexpected(f"accepted amount {parsed.amount} tip {tip}")
     for field in dataclasses.fields(parsed):
