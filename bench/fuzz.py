@@ -48,7 +48,7 @@ from types import FrameType
 from typing import Any
 
 # bench/procs.py (the script's folder is on sys.path)
-from procs import DaemonProc, start_simulators, stop_all, write_bridge_config
+from procs import DaemonProc, rss_kib, start_simulators, stop_all, write_bridge_config
 
 # The fuzzers' samples, mutators and rules live with the fuzz tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -182,13 +182,14 @@ async def socket_slice(daemon: DaemonProc, tmp: Path, args: argparse.Namespace) 
         keys, merchant_no=MERCHANT_NO, ucanpay_merchant=UCANPAY_MERCHANT, order_nos=order_nos)
     n = args.socket_frames
     port = int(daemon.ports["ecr_port"])
+    # The manager page first: wrong manager_pin values in fuzzed frames lock PIN checks out.
     drivers = [
+        wire.fuzz_manager(daemon.http, PIN, order_nos, ["lane-1", "FUZZ000000000002"], rng,
+                          max(10, n // 5), wrong_pins=3),
         wire.fuzz_ecr(daemon.url, TOKEN, s.ECR_FRAMES, rng, n),
         wire.fuzz_auth("127.0.0.1", port, TOKEN, rng, max(10, n // 20), wrong_tokens=5),
         wire.fuzz_notify(daemon.http, "codepay", codepay_notes, rng, max(10, n // 4)),
         wire.fuzz_notify(daemon.http, "ucanpay", ucanpay_notes, rng, max(10, n // 4)),
-        wire.fuzz_manager(daemon.http, PIN, order_nos, ["lane-1", "FUZZ000000000002"], rng,
-                          max(10, n // 5), wrong_pins=3),
     ]
     problems = []
     for driver in drivers:
@@ -229,7 +230,10 @@ def run_sockets(args: argparse.Namespace) -> list[str]:
             pin=PIN, expires_s=20, qr_timeout_s=20)
         daemon = DaemonProc(tmp, config)
         daemon.start()
+        before = rss_kib(daemon.pid)
         problems = aio.run(socket_slice(daemon, tmp, args))
+        print(f"daemon RSS before / after the socket slice: {before / 1024:.0f} / "
+              f"{rss_kib(daemon.pid) / 1024:.0f} MiB")
         if daemon.proc is None or daemon.proc.poll() is not None:
             problems.append("the daemon process died")
         errors = internal_errors(daemon.http)

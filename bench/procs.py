@@ -43,6 +43,14 @@ def stop_all(procs: list[subprocess.Popen[bytes] | None], scratch: Path) -> None
     shutil.rmtree(scratch, ignore_errors=True)
 
 
+def rss_kib(pid: int) -> int:
+    """The resident set size of process ``pid`` in KiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def free_port() -> int:
     """A port no one listens on now (for a daemon that must keep its ports across a restart)."""
     with closing(socket.socket()) as sock:

@@ -221,7 +221,8 @@ def parse_config(data: Mapping[str, object], env: Mapping[str, str] = os.environ
                 *PLUGINS}
     for key in merged:
         if key not in sections and key != "sandbox":
-            raise ConfigError(key, "unknown section or key")
+            # TOML allows the empty key ("" = 1); say it as TOML writes it, not as nothing.
+            raise ConfigError(key or '""', "unknown section or key")
     sandbox = top.boolean("sandbox", default=False)
     bridge = _bridge(top.table("bridge"))
     clients = tuple(_client(t) for t in top.tables("ecr_clients"))

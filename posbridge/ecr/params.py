@@ -536,7 +536,7 @@ class _Reader:
         offset = "+00:00" if offset in ("Z", "z") else offset
         try:
             return datetime.fromisoformat(f"{date}T{time}{micro}{offset}").astimezone(UTC)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: in UTC it is before year 1
             raise invalid_params(name, "is not a valid date and time") from None
 
     def cursor(self, name: str = "cursor") -> str | None:

@@ -214,6 +214,14 @@ def test_unknown_section_is_refused(valid: dict[str, Any]) -> None:
     assert info.value.key == "codepays"
 
 
+def test_an_empty_top_level_key_is_named_as_toml_writes_it(valid: dict[str, Any]) -> None:
+    # TOML allows `"" = 1`; the error named the key as nothing (": unknown section or key").
+    with pytest.raises(ConfigError) as info:
+        parse({**valid, "": 1})
+    assert info.value.key == '""'
+    assert str(info.value) == '"": unknown section or key'
+
+
 def test_at_least_one_register_is_needed(valid: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as info:
         parse({**valid, "ecr_clients": []})

@@ -179,6 +179,11 @@ MALFORMED: list[tuple[str, str, object, str]] = [
     ("since naive", "transactions.list", {"since": "2024-05-01T09:30:00"}, "since"),
     ("since date only", "transactions.list", {"since": "2024-05-01"}, "since"),
     ("since impossible", "transactions.list", {"since": "2024-02-30T00:00:00Z"}, "since"),
+    # in UTC before year 1: astimezone raised OverflowError, answered -32603
+    ("since before year 1 in UTC", "transactions.list",
+     {"since": "0001-01-01T00:00:00+01:00"}, "since"),
+    ("since after year 9999 in UTC", "transactions.list",
+     {"since": "9999-12-31T23:59:59-01:00"}, "since"),
     ("since epoch number", "transactions.list", {"since": 1714555800}, "since"),
     ("cursor empty", "transactions.list", {"cursor": ""}, "cursor"),
     ("cursor space", "transactions.list", {"cursor": "a b"}, "cursor"),

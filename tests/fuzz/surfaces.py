@@ -23,6 +23,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -140,9 +141,10 @@ _PARAMS: Final[dict[str, Callable[[random.Random], dict[str, Any]]]] = {
 _METHODS: Final = sorted(proto.METHODS)
 
 
-def ecr_params_sample(method: str, rng: random.Random) -> dict[str, Any]:
-    """Plausible (mostly valid) ``params`` of ``method``, now and then one left out."""
-    return {k: v for k, v in _PARAMS[method](rng).items() if rng.random() < 0.9}
+def ecr_params_sample(method: str, rng: random.Random, *, every: bool = False) -> dict[str, Any]:
+    """Plausible (mostly valid) ``params`` of ``method``; unless ``every``, now and then one
+    is left out."""
+    return {k: v for k, v in _PARAMS[method](rng).items() if every or rng.random() < 0.9}
 
 
 def ecr_frame_sample(rng: random.Random) -> dict[str, Any]:
@@ -194,7 +196,7 @@ def _check_params(parsed: ecr_params.Params) -> None:
             raise Unexpected(f"accepted {name} {value!r}")
     if isinstance(parsed, ecr_params.SaleParams | ecr_params.QrSaleParams):
         tip = getattr(parsed, "tip", 0)
-        limit = round(float(MAX_AMOUNT) * 10 ** 4)  # the widest exponent, generous
+        limit = int(Decimal(MAX_AMOUNT).scaleb(4))  # in the widest exponent: generous
         if not parsed.amount > 0 or tip < 0 or parsed.amount + tip > limit:
             raise Unexpected(f"accepted amount {parsed.amount} tip {tip}")
     for field in dataclasses.fields(parsed):

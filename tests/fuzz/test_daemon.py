@@ -51,13 +51,14 @@ async def test_fuzzed_input_on_every_surface_is_refused_clearly(bridge: Bridge,
     codepay_notes, _, ucanpay_notes, _ = provider_surfaces(
         gateways, merchant_no=MERCHANT_NO, ucanpay_merchant=UCANPAY_MERCHANT, order_nos=order_nos)
 
+    # The manager page first: wrong manager_pin values in fuzzed frames lock PIN checks out.
     findings = [
+        await fuzz_manager(bridge.http, PIN, order_nos, ["lane-1", "SANDBOX0000000002"], rng,
+                           60, wrong_pins=2),
         await fuzz_ecr(bridge.url, TOKEN, ECR_FRAMES, rng, 120),
         await fuzz_auth("127.0.0.1", bridge.daemon.ecr_port, TOKEN, rng, 40, wrong_tokens=3),
         await fuzz_notify(bridge.http, "codepay", codepay_notes, rng, 80),
         await fuzz_notify(bridge.http, "ucanpay", ucanpay_notes, rng, 80),
-        await fuzz_manager(bridge.http, PIN, order_nos, ["lane-1", "SANDBOX0000000002"], rng,
-                           60, wrong_pins=2),
     ]
 
     problems = [f"{f.surface}: {p}" for f in findings for p in f.problems]

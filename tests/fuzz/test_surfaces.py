@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from posbridge.ecr import protocol as proto
 
-from .mutate import KEYS
+from .mutate import INTERESTING_TEXT, INTERESTING_VALUES, KEYS
 from .surfaces import (
     ECR_FRAMES,
     HARDWARE,
@@ -29,6 +29,7 @@ from .surfaces import (
     Unexpected,
     config_surfaces,
     ecr_frame_check,
+    ecr_params_sample,
     provider_surfaces,
 )
 
@@ -43,8 +44,7 @@ def fuzz_settings(examples: int) -> settings:
 # -- ECR frames from a grammar ---------------------------------------------------------------
 
 json_scalars = (st.none() | st.booleans() | st.integers() | st.floats()
-                | st.text(max_size=40) | st.sampled_from(["12.34", "0", "-1", "1e3", "USD",
-                                                           "lane-1", "A1", "2.0"]))
+                | st.text(max_size=40) | st.sampled_from(INTERESTING_TEXT))
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
@@ -92,6 +92,21 @@ def test_params_of_every_method_are_refused_naming_the_field(
         method: str, params: dict[str, Any]) -> None:
     frame = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
     ecr_frame_check(json.dumps(frame).encode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.parametrize("method", sorted(proto.METHODS))
+def test_every_edge_value_in_every_parameter(method: str) -> None:
+    """Each parameter of a valid request in turn holds each edge value (all combinations:
+    a random draw rarely puts one value into one parameter of one method)."""
+    params = ecr_params_sample(method, random.Random(method), every=True)
+    for name in params:
+        for value in INTERESTING_VALUES:
+            frame = {"jsonrpc": "2.0", "id": 1, "method": method,
+                     "params": {**params, name: value}}
+            try:
+                ecr_frame_check(json.dumps(frame).encode("utf-8", "surrogatepass"))
+            except Unexpected as exc:
+                raise AssertionError(f"{method} {name}={value!r:.60}: {exc}") from exc
 
 
 # -- mutation of valid samples, every surface --------------------------------------------------

@@ -167,6 +167,10 @@ def _wrong_but_well_formed(header: bytes, token: str) -> bool:
     return scheme == b"Bearer" and bool(rest.strip()) and rest.strip() != token.encode()
 
 
+# What RFC 9110 allows in a header value; the server's HTTP parser refuses anything else.
+_FIELD_VALUE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+
+
 async def _raw_handshake(host: str, port: int, header: bytes, found: Findings) -> None:
     # Header values may not hold CR, LF or NUL; the server would read those as malformed HTTP.
     value = re.sub(rb"[\r\n\x00]", b"", header)
@@ -190,6 +194,8 @@ async def _raw_handshake(host: str, port: int, header: bytes, found: Findings) -
         return
     parts = status_line.split()
     status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    if status is None and _FIELD_VALUE.fullmatch(value) is None:
+        return  # not HTTP at all (a control character in a header): closed unanswered
     if status not in (101, 400, 401, 431):
         found.add(f"handshake answered {status_line!r:.80}", header)
 
