@@ -169,16 +169,15 @@ def rsa_yardstick() -> float:
 async def socket_slice(daemon: DaemonProc, tmp: Path, args: argparse.Namespace) -> list[str]:
     """The wire drivers against the daemon process; the problems found (empty: none)."""
     rng = random.Random(f"{args.seed}:sockets")
-    keys = s.GatewayKeys(load_private_key((tmp / "sim/keys/codepay_gateway_private.pem")
-                                          .read_bytes()),
-                         load_private_key((tmp / "sim/keys/ucanpay_gateway_private.pem")
-                                          .read_bytes()))
+    keys = s.GatewayKeys(*(load_private_key((tmp / f"sim/keys/{name}_private.pem").read_bytes())
+                           for name in ("codepay_gateway", "ucanpay_gateway", "opay_platform",
+                                        "opay_merchant")))
     async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
         done = [await ecr.call("sale", {"terminal": "lane-1", "order_no": f"FZ{i}",
                                         "amount": amount, "currency": "USD"})
                 for i, amount in enumerate(("1.00", "1.05", "2.00"))]
     order_nos = [t["order_no"] for t in done]
-    codepay_notes, _, ucanpay_notes, _ = s.provider_surfaces(
+    codepay_notes, _, ucanpay_notes, _, opay_notes, _ = s.provider_surfaces(
         keys, merchant_no=MERCHANT_NO, ucanpay_merchant=UCANPAY_MERCHANT, order_nos=order_nos)
     n = args.socket_frames
     port = int(daemon.ports["ecr_port"])
@@ -190,6 +189,7 @@ async def socket_slice(daemon: DaemonProc, tmp: Path, args: argparse.Namespace) 
         wire.fuzz_auth("127.0.0.1", port, TOKEN, rng, max(10, n // 20), wrong_tokens=5),
         wire.fuzz_notify(daemon.http, "codepay", codepay_notes, rng, max(10, n // 4)),
         wire.fuzz_notify(daemon.http, "ucanpay", ucanpay_notes, rng, max(10, n // 4)),
+        wire.fuzz_notify(daemon.http, "opay", opay_notes, rng, max(10, n // 4)),
     ]
     problems = []
     for driver in drivers:
@@ -266,7 +266,8 @@ def main() -> None:
           f"peak RSS {peak_rss_mib():.0f} MiB at the start", flush=True)
     keys = s.GatewayKeys.generate()
     plan: list[tuple[s.Surface, int]] = [(s.ECR_FRAMES, args.frames)]
-    plan += [(surface, args.provider_messages // 4) for surface in s.provider_surfaces(keys)]
+    surfaces = s.provider_surfaces(keys)
+    plan += [(surface, args.provider_messages // len(surfaces)) for surface in surfaces]
     with tempfile.TemporaryDirectory(prefix="posbridge-fuzz-config-") as folder:
         plan += [(surface, args.other) for surface in s.config_surfaces(Path(folder))]
         plan += [(surface, args.other) for surface in s.HARDWARE]

@@ -49,8 +49,11 @@ from posbridge.keyfiles import generate_rsa_pem, load_private_key
 from posbridge.providers.base import ProviderReport
 from posbridge.providers.codepay import messages as cpm
 from posbridge.providers.codepay import signing as cps
+from posbridge.providers.opay import messages as opm
+from posbridge.providers.opay.envelope import seal
 from posbridge.providers.ucanpay import messages as ucm
 from posbridge.providers.ucanpay.signing import SignScheme, sign_params
+from posbridge.sandbox.opay_sim import APP_ID as OPAY_APP_ID
 from posbridge.secrets import hash_secret
 
 from .mutate import mutate_bytes, mutate_json, random_text
@@ -128,6 +131,19 @@ _PARAMS: Final[dict[str, Callable[[random.Random], dict[str, Any]]]] = {
                                                      {"user_id": "22033390"})),
                                 "subject": "Latte", "display": "lane-1", "print": False,
                                 "wait": False, "terminal": _terminal(rng)},
+    "preauth": lambda rng: {"terminal": _terminal(rng), "order_no": _order_no(rng),
+                            "amount": _amount(rng), "currency": "USD", "description": "Room 4",
+                            "on_screen_tip": rng.random() < 0.5, "wait": False},
+    "preauth.cancel": lambda rng: {"order_no": _order_no(rng),
+                                   "orig_order_no": _order_no(rng), "manager_pin": "0000",
+                                   "wait": False},
+    "completion": lambda rng: {"order_no": _order_no(rng), "orig_order_no": _order_no(rng),
+                               "amount": _amount(rng), "tip": "1.00", "wait": False},
+    "tip.adjust": lambda rng: {"order_no": _order_no(rng), "orig_order_no": _order_no(rng),
+                               "tip": _amount(rng), "manager_pin": "0000", "wait": False},
+    "checkout_qr": lambda rng: {"order_no": _order_no(rng), "amount": _amount(rng),
+                                "currency": "USD", "subject": "Order 17", "display": "lane-1",
+                                "print": False, "wait": False, "terminal": _terminal(rng)},
     "cancel": lambda rng: {"order_no": _order_no(rng)},
     "status": lambda rng: {"order_no": _order_no(rng), "refresh": rng.random() < 0.5},
     "transactions.list": lambda rng: {"terminal": _terminal(rng), "state": "approved",
@@ -223,11 +239,12 @@ class GatewayKeys:
 
     codepay: RSAPrivateKey
     ucanpay: RSAPrivateKey
+    opay_platform: RSAPrivateKey  # signs the crypto platform's callbacks and answers
+    opay_merchant: RSAPrivateKey  # the merchant's pair: callbacks are encrypted to its half
 
     @classmethod
     def generate(cls) -> GatewayKeys:
-        return cls(load_private_key(generate_rsa_pem(2048)),
-                   load_private_key(generate_rsa_pem(2048)))
+        return cls(*(load_private_key(generate_rsa_pem(2048)) for _ in range(4)))
 
 
 def codepay_fields(rng: random.Random, merchant_no: str = MERCHANT_NO,
@@ -392,11 +409,75 @@ def ucanpay_reply_check(body: bytes, key: RSAPrivateKey) -> str:
     return "refused" if refused == 2 else "accepted"
 
 
+# -- the crypto platform: callbacks and answers, encrypted to the merchant and signed ------------
+
+OPAY_COINS: Final = {"USDT": 6, "BTC": 8}
+
+
+def opay_fields(rng: random.Random, order_nos: Sequence[str]) -> dict[str, Any]:
+    """A plausible callback / orderDetail ``data``: the merchant's number, the platform's, a
+    status and an amount."""
+    order_no = rng.choice(order_nos) if order_nos and rng.random() < 0.3 else _order_no(rng)
+    return {"outOrderId": order_no, "orderNum": str(rng.randint(10**9, 10**10)),
+            "orderStatus": rng.choice(("0", "1", "2", "3")),
+            "payAmount": f"{rng.randint(0, 999)}.{rng.randint(0, 999999):06d}",
+            "returnUrl": "https://store.example/",
+            **({"payCoinSymbol": rng.choice(("USDT", "BTC"))} if rng.random() < 0.5 else {})}
+
+
+def opay_mutate(data: dict[str, Any], rng: random.Random, keys: GatewayKeys,
+                app_id: str) -> bytes:
+    """``data`` mutated, then sealed as the platform would (so the mutations reach the code
+    behind the signature), or the sealed envelope or its bytes mutated."""
+    params = mutate_json(data, rng) if rng.random() < 0.8 else data
+    try:
+        sealed: Any = seal(params if isinstance(params, dict) else {"value": params},
+                           app_id=app_id, now_ms=1_700_000_000_000,
+                           receiver_key=keys.opay_merchant.public_key(),
+                           sender_key=keys.opay_platform)
+    except (TypeError, ValueError):  # not JSON-able after the mutation: send raw bytes
+        return mutate_bytes(json.dumps(data).encode(), rng)
+    if rng.random() < 0.2:
+        sealed = mutate_json(sealed, rng)
+    encoded = _encode(sealed, rng)
+    return mutate_bytes(encoded, rng) if rng.random() < 0.1 else encoded
+
+
+def opay_callback_check(body: bytes, keys: GatewayKeys, app_id: str) -> str:
+    try:
+        data = opm.open_callback(body, app_id=app_id, merchant_key=keys.opay_merchant,
+                                 platform_key=keys.opay_platform.public_key())
+        _check_report(opm.order_report(data, order_no=opm.callback_order_no(data),
+                                       decimals=OPAY_COINS.get(opm.callback_coin(data) or "",
+                                                               18)))
+    except (NotificationRejected, OutcomeUnknown):
+        return "refused"
+    return "accepted"
+
+
+def opay_answer_check(body: bytes, keys: GatewayKeys) -> str:
+    try:
+        data = opm.open_answer(body, merchant_key=keys.opay_merchant,
+                               platform_key=keys.opay_platform.public_key())
+    except (OutcomeUnknown, ProviderRejected):
+        return "refused"
+    if not isinstance(data, dict):
+        return "accepted"  # an answer without data (cancelOrder's)
+    try:
+        _check_report(opm.order_report(data, order_no=str(data.get("outOrderId", "A1")),
+                                       decimals=6))
+    except OutcomeUnknown:
+        return "refused"
+    return "accepted"
+
+
 def provider_surfaces(keys: GatewayKeys, *, merchant_no: str = MERCHANT_NO,
                       ucanpay_merchant: str = UCANPAY_MERCHANT,
+                      opay_app_id: str = OPAY_APP_ID,
                       order_nos: Sequence[str] = ()) -> list[Surface]:
-    """The four provider surfaces, signing mutated messages with ``keys``; samples name
-    these merchants and, now and then, one of ``order_nos``."""
+    """The provider surfaces (CodePay notifications and answers, UCanPay notifications and
+    replies, the crypto platform's callbacks and answers), signing mutated messages with
+    ``keys``; samples name these merchants and, now and then, one of ``order_nos``."""
     cp, uc = keys.codepay, keys.ucanpay
 
     def cp_sample(rng: random.Random) -> dict[str, Any]:
@@ -417,6 +498,12 @@ def provider_surfaces(keys: GatewayKeys, *, merchant_no: str = MERCHANT_NO,
                 lambda b: ucanpay_note_check(b, uc, ucanpay_merchant)),
         Surface("ucanpay replies", uc_sample,
                 lambda v, r: ucanpay_mutate(v, r, uc), lambda b: ucanpay_reply_check(b, uc)),
+        Surface("opay callbacks", lambda r: opay_fields(r, order_nos),
+                lambda v, r: opay_mutate(v, r, keys, opay_app_id),
+                lambda b: opay_callback_check(b, keys, opay_app_id)),
+        Surface("opay answers", lambda r: opay_fields(r, order_nos),
+                lambda v, r: opay_mutate(v, r, keys, opay_app_id),
+                lambda b: opay_answer_check(b, keys)),
     ]
 
 

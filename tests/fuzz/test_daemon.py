@@ -47,8 +47,9 @@ async def test_fuzzed_input_on_every_surface_is_refused_clearly(bridge: Bridge,
                                    "subject": "Tea", "wait": False})
     order_nos = [t["order_no"] for t in done] + ["FZQ1"]
     gateways = GatewayKeys(keys.private_key("codepay_gateway"),
-                           keys.private_key("ucanpay_gateway"))
-    codepay_notes, _, ucanpay_notes, _ = provider_surfaces(
+                           keys.private_key("ucanpay_gateway"),
+                           keys.private_key("opay_platform"), keys.private_key("opay_merchant"))
+    codepay_notes, _, ucanpay_notes, _, opay_notes, _ = provider_surfaces(
         gateways, merchant_no=MERCHANT_NO, ucanpay_merchant=UCANPAY_MERCHANT, order_nos=order_nos)
 
     # The manager page first: wrong manager_pin values in fuzzed frames lock PIN checks out.
@@ -59,6 +60,7 @@ async def test_fuzzed_input_on_every_surface_is_refused_clearly(bridge: Bridge,
         await fuzz_auth("127.0.0.1", bridge.daemon.ecr_port, TOKEN, rng, 40, wrong_tokens=3),
         await fuzz_notify(bridge.http, "codepay", codepay_notes, rng, 80),
         await fuzz_notify(bridge.http, "ucanpay", ucanpay_notes, rng, 80),
+        await fuzz_notify(bridge.http, "opay", opay_notes, rng, 60),
     ]
 
     problems = [f"{f.surface}: {p}" for f in findings for p in f.problems]

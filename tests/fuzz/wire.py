@@ -272,6 +272,8 @@ async def fuzz_notify(http: str, provider: str, surface: Surface, rng: random.Ra
 def _notify_answer_ok(provider: str, text: str) -> bool:
     if provider == "codepay":
         return text in ("success", "fail")
+    if provider == "opay":  # "success", or "fail: <reason>" (the platform resends then)
+        return text == "success" or text.startswith("fail")
     try:
         return json.loads(text).get("return_code") in ("SUCCESS", "FAIL")
     except (ValueError, AttributeError):
