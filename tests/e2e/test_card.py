@@ -238,6 +238,9 @@ async def test_provider_unreachable_is_1007_and_the_transaction_exists(
 
 async def test_an_approval_after_a_cancel_is_surfaced_not_dropped(bridge: Bridge) -> None:
     """Cents .30: the close succeeds, then the terminal approves anyway."""
+    # A terminal slow enough that the close surely reaches it before it takes the card, even
+    # on a busy machine (it picks the order up after half of this, and approves after it).
+    bridge.sims.codepay.approve_delay_s = 2.0
     async with await bridge.register() as ecr:
         await ecr.call("sale", sale("LA1", "9.30", wait=False))
         cancelled = await ecr.call("cancel", {"order_no": "LA1"})
