@@ -236,9 +236,10 @@ class Methods:
 
     async def _until_shown(self, rec: TxnRecord) -> TxnRecord:
         """For a QR payment with ``wait: false``: answer once the QR exists (or it failed)."""
+        # An order whose answer was lost (unknown) has no QR to show yet: it answers at once.
         return await self.engine.wait_until(
-            rec.order_no, lambda r: bool(r.qr_deeplink) or r.is_final or _unreachable(r),
-            QR_SHOWN_WAIT_S)
+            rec.order_no, lambda r: bool(r.qr_deeplink) or r.is_final or _unreachable(r)
+            or r.state is State.UNKNOWN, QR_SHOWN_WAIT_S)
 
 
 def _now_rfc3339() -> str:
