@@ -2,21 +2,31 @@
 
 Theory of operation
 -------------------
+0. **Plug-ins and rows.** The engine never names a provider nor an operation: a request's
+   row of :data:`~posbridge.operations.OPERATIONS` says which original it needs, its guard,
+   where its amount comes from and what its approval does to its original; the provider is
+   the terminal's, the original's, or the configured one that declares the operation, and its
+   :class:`~posbridge.providers.base.Capabilities` say what it can do (close, reverse, be
+   asked about an order by ``order_no``, look for a lost one).
 1. **Intent first.** A payment request becomes a ``pending`` row in the journal before any
    provider is called. The insert is idempotent by ``order_no``: the same parameters give
-   back the existing transaction, different ones are a conflict (1004). Refund and void
-   totals are checked in the same journal unit, so concurrent refunds cannot overshoot.
+   back the existing transaction, different ones are a conflict (1004). The row's guard runs
+   in the same journal unit (refundable totals, open holds, open batches), so concurrent
+   requests cannot both pass it.
 2. **One runner per live transaction.** A task creates the order at the provider and then
    reconciles: it polls with backoff, wakes up early on a notification or a cancel request,
    closes the order when it expires or is cancelled, and stops once the state is final.
    The runner never sends a second create for an order whose first create may have arrived:
    a lost answer (``OutcomeUnknown``) leads to a query, and only a provider that confirms it
-   has no such order gets the create again.
+   has no such order (and finds orders by ``order_no``) gets the create again. A provider
+   that addresses orders only by its own reference cannot be asked about a lost order: it
+   stays ``unknown`` and is looked for (:meth:`Provider.find_lost`), less and less often.
 3. **One door for state.** Responses, query results and notifications are all turned into a
-   :class:`~posbridge.lifecycle.Signal` and applied by :meth:`Engine._apply` in one journal
-   unit: the transition table decides, the row, its event (outbox) and — for a final state —
-   the batch assignment and the original's refunded amount are committed together. Duplicates
-   and stale reports change nothing.
+   :class:`~posbridge.lifecycle.Signal` (:func:`~posbridge.lifecycle.signal_for`: pure) and
+   applied by :meth:`Engine._apply` in one journal unit: the transition table decides, the
+   row, its event (outbox) and — for a final state — the batch assignment and the effect on
+   the original (refunded or completed amount) are committed together. Duplicates and stale
+   reports change nothing.
 4. **Recovery.** On start every non-final transaction gets a runner again; those that may
    never have reached the provider start with a query, not a create.
 
