@@ -20,6 +20,7 @@ from aiohttp import web
 
 from hardware.displays.web import display_routes
 from hardware.escpos import PrinterProfile
+from posbridge.audit_log import AuditTrail
 from posbridge.batches import Batches
 from posbridge.config import Config, PrinterConfig
 from posbridge.devices import Devices, make_display, make_printer
@@ -64,6 +65,7 @@ class Daemon:
         cfg = self.config
         self.hub = EventHub()
         self.journal = Journal(cfg.bridge.data_dir / JOURNAL_FILE, on_events=self.hub.publish)
+        self.audit = AuditTrail(self.journal)
         self.providers: dict[str, Provider] = build_providers(cfg)
         terminals = tuple(TerminalInfo(sn=t.sn, name=t.name, provider=t.provider,
                                        display=t.display, printer=t.printer)
@@ -88,7 +90,7 @@ class Daemon:
             on_closed=self._batch_closed)
         self.methods = Methods(engine=self.engine, max_amount=cfg.bridge.max_amount,
                                pin_checker=self.pins, batches=self.batches,
-                               terminal_views=self.terminal_views)
+                               terminal_views=self.terminal_views, audit=self.audit)
         self.ecr = EcrServer(
             methods=self.methods, hub=self.hub, authenticator=self.tokens,
             host=cfg.bridge.ecr_listen.host, port=cfg.bridge.ecr_listen.port,
