@@ -196,6 +196,7 @@ button.danger{background:#b3261e;color:#fff;border:0;border-radius:4px;padding:.
 .flash{padding:.6em;border-radius:6px;background:#e8f0fe;margin-bottom:1em}
 .flash.error{background:#fce8e6;color:#8c1d18}
 input[type=search]{padding:.3em;width:16em} form.inline{display:inline}
+td.when{white-space:nowrap}
 """
 
 HEADERS = {
@@ -434,7 +435,7 @@ def audit_section(records: list[AuditRecord], choices: list[str], wanted: AuditF
     rows = "".join(
         f'<tr data-seq="{rec.seq}" data-action="{_e(rec.action)}">'
         f'<td class="num">{rec.seq}</td>'
-        f'<td title="{_e(rfc3339(rec.at))}">{_e(_local_time(rec.at))}</td>'
+        f'<td class="when" title="{_e(rfc3339(rec.at))}">{_e(_local_time(rec.at))}</td>'
         f'<td class="actor">{_e(rec.actor)}</td><td>{_e(rec.peer)}</td>'
         f"<td>{_e(rec.action)}</td><td>{_e(rec.order_no)}"
         f"{'<br>' if rec.order_no and rec.terminal else ''}"
