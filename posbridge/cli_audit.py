@@ -29,8 +29,8 @@ from typing import Any, TextIO
 
 from posbridge.audit import AuditRecord, ChainHead, parse_anchor, verify_chain
 from posbridge.audit_log import AuditQuery, all_records, select
-from posbridge.cli_journal import add_config_option, journal_of
-from posbridge.errors import ConfigError, JournalError
+from posbridge.cli_journal import add_config_option, journal_command, journal_of
+from posbridge.errors import JournalError
 from posbridge.journal_care import open_readonly
 from posbridge.views import rfc3339
 
@@ -113,56 +113,41 @@ def _records(args: argparse.Namespace) -> list[AuditRecord]:
             raise JournalError(f"cannot read the audit trail: {exc}") from exc
 
 
-def _run(args: argparse.Namespace, body: Any) -> int:
-    try:
-        return int(body(args))
-    except ConfigError as exc:
-        print(f"posbridge: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except JournalError as exc:
-        print(f"posbridge: {exc}", file=sys.stderr)
-        return 1
-
-
+@journal_command
 def _cmd_list(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        records = _records(args)
-        if args.json:
-            for rec in records:
-                print(json.dumps(record_view(rec), ensure_ascii=False))
-            return 0
-        print(f"{'SEQ':>6}  {'TIME':<19}  {'WHO':<20} {'FROM':<15} {'ACTION':<14} "
-              f"{'ORDER/TERMINAL':<24} OUTCOME")
+    records = _records(args)
+    if args.json:
         for rec in records:
-            where = rec.order_no or rec.terminal or ""
-            when = datetime.fromtimestamp(rec.at / 1000).strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{rec.seq:>6}  {when:<19}  {rec.actor:<20} {rec.peer:<15} {rec.action:<14} "
-                  f"{where:<24} {rec.outcome}")
+            print(json.dumps(record_view(rec), ensure_ascii=False))
         return 0
+    print(f"{'SEQ':>6}  {'TIME':<19}  {'WHO':<20} {'FROM':<15} {'ACTION':<14} "
+          f"{'ORDER/TERMINAL':<24} OUTCOME")
+    for rec in records:
+        where = rec.order_no or rec.terminal or ""
+        when = datetime.fromtimestamp(rec.at / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{rec.seq:>6}  {when:<19}  {rec.actor:<20} {rec.peer:<15} {rec.action:<14} "
+              f"{where:<24} {rec.outcome}")
+    return 0
 
-    return _run(args, body)
 
-
+@journal_command
 def _cmd_export(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        if args.output is not None and args.output.exists() and not args.force:
-            raise JournalError(f"{args.output} exists: name another file, or give --force")
-        records = _records(args)
-        if args.output is None:
-            _write(sys.stdout, records, args.format)
-            return 0
-        buffer = io.StringIO()
-        _write(buffer, records, args.format)
-        partial = args.output.with_name(args.output.name + ".partial")
-        try:
-            partial.write_text(buffer.getvalue(), encoding="utf-8")
-            partial.replace(args.output)
-        except OSError as exc:
-            raise JournalError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-        print(f"{len(records)} audit records written to {args.output}", file=sys.stderr)
+    if args.output is not None and args.output.exists() and not args.force:
+        raise JournalError(f"{args.output} exists: name another file, or give --force")
+    records = _records(args)
+    if args.output is None:
+        _write(sys.stdout, records, args.format)
         return 0
-
-    return _run(args, body)
+    buffer = io.StringIO()
+    _write(buffer, records, args.format)
+    partial = args.output.with_name(args.output.name + ".partial")
+    try:
+        partial.write_text(buffer.getvalue(), encoding="utf-8")
+        partial.replace(args.output)
+    except OSError as exc:
+        raise JournalError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    print(f"{len(records)} audit records written to {args.output}", file=sys.stderr)
+    return 0
 
 
 def _write(out: TextIO, records: list[AuditRecord], fmt: str) -> None:
@@ -178,20 +163,18 @@ def _write(out: TextIO, records: list[AuditRecord], fmt: str) -> None:
         writer.writerow(row)
 
 
+@journal_command
 def _cmd_verify(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        with closing(open_readonly(journal_of(args.config))) as conn:
-            try:
-                conn.execute("BEGIN")  # one committed state from the first record to the last
-                verdict = verify_chain(all_records(conn), anchor=args.anchor)
-                conn.execute("ROLLBACK")
-            except sqlite3.Error as exc:  # e.g. no audit table: a journal not upgraded yet
-                raise JournalError(f"cannot read the audit trail: {exc}") from exc
-        if isinstance(verdict, ChainHead):
-            print(f"audit chain whole: {verdict.seq} records; head {verdict} "
-                  "(note it: `audit verify --anchor` checks it later)")
-            return 0
-        print(f"audit chain broken at {verdict}", file=sys.stderr)
-        return 1
-
-    return _run(args, body)
+    with closing(open_readonly(journal_of(args.config))) as conn:
+        try:
+            conn.execute("BEGIN")  # one committed state from the first record to the last
+            verdict = verify_chain(all_records(conn), anchor=args.anchor)
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # e.g. no audit table: a journal not upgraded yet
+            raise JournalError(f"cannot read the audit trail: {exc}") from exc
+    if isinstance(verdict, ChainHead):
+        print(f"audit chain whole: {verdict.seq} records; head {verdict} "
+              "(note it: `audit verify --anchor` checks it later)")
+        return 0
+    print(f"audit chain broken at {verdict}", file=sys.stderr)
+    return 1

@@ -12,6 +12,7 @@ owns the journal. Exit codes: 0 success, 1 a failure (``journal check``: a probl
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -75,88 +76,90 @@ def register_commands(sub: Any) -> None:
     h.set_defaults(func=_cmd_reload)
 
 
-def _run(args: argparse.Namespace, body: Callable[[argparse.Namespace], int]) -> int:
-    try:
-        return body(args)
-    except ConfigError as exc:
-        print(f"posbridge: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except JournalError as exc:
-        print(f"posbridge: {exc}", file=sys.stderr)
-        return 1
+Command = Callable[[argparse.Namespace], int]
 
 
+def journal_command(body: Command) -> Command:
+    """``body`` as a command: a configuration error exits 2, a journal error 1, each said in
+    one line on standard error."""
+
+    @functools.wraps(body)
+    def command(args: argparse.Namespace) -> int:
+        try:
+            return body(args)
+        except ConfigError as exc:
+            print(f"posbridge: configuration error: {exc}", file=sys.stderr)
+            return 2
+        except JournalError as exc:
+            print(f"posbridge: {exc}", file=sys.stderr)
+            return 1
+
+    return command
+
+
+@journal_command
 def _cmd_backup(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        report = backup(journal_of(args.config), args.dest, force=args.force)
-        head = f", audit head {report.audit_head}" if report.audit_head else ""
-        print(f"backup written to {report.dest}: {report.size} bytes, schema version "
-              f"{report.schema_version}, {report.transactions} transactions{head}")
-        return 0
-
-    return _run(args, body)
+    report = backup(journal_of(args.config), args.dest, force=args.force)
+    head = f", audit head {report.audit_head}" if report.audit_head else ""
+    print(f"backup written to {report.dest}: {report.size} bytes, schema version "
+          f"{report.schema_version}, {report.transactions} transactions{head}")
+    return 0
 
 
+@journal_command
 def _cmd_check(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        path = args.journal if args.journal is not None else journal_of(args.config)
-        report = check_journal(path)
-        for problem in report.problems:
-            print(f"problem: {problem}")
-        if report.problems:
-            print(f"journal {path}: {len(report.problems)} problem(s)", file=sys.stderr)
-            return 1
-        print(f"journal OK: {path}: {report.transactions} transactions, {report.batches} "
-              f"batches, audit chain whole ({report.audit_head})")
-        return 0
-
-    return _run(args, body)
-
-
-def _cmd_prune(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        config = load_config(args.config)
-        days = config.bridge.retention_days
-        if days == 0:
-            print("[bridge] retention_days is 0: everything is kept, nothing was pruned")
-            return 0
-        report = prune_file(_journal(config), retention_days=days)
-        print(f"pruned {report.transactions} transactions and {report.events} events older "
-              f"than {rfc3339(report.cutoff)} (retention {days} days; transactions one day "
-              f"later); {report.batch_totals_kept} batches had their totals stored")
-        return 0
-
-    return _run(args, body)
-
-
-def _cmd_reload(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        config = load_config(args.config)
-        pid = running_pid(config.bridge.data_dir)
-        if pid is None:
-            print(f"posbridge: no daemon is running with the data folder "
-                  f"{config.bridge.data_dir}", file=sys.stderr)
-            return 1
-        path = _journal(config)
-        with closing(open_readonly(path)) as conn:
-            head = audit_head(conn)
-            if head is None:
-                raise JournalError(f"the journal at {path} has no audit trail yet")
-            try:
-                os.kill(pid, signal.SIGHUP)
-            except OSError as exc:
-                raise JournalError(f"cannot signal the daemon (pid {pid}): "
-                                   f"{exc.strerror or exc}") from exc
-            for _ in range(RELOAD_POLLS):  # bounded: about half a minute
-                done = [r for r in select(conn, AuditQuery(action=CONFIG_RELOAD))
-                        if r.seq > head.seq]
-                if done:
-                    rec = done[0]
-                    print(f"reload: {rec.outcome}")
-                    return 0 if rec.ok else 1
-                time.sleep(RELOAD_POLL_S)
-        print(f"posbridge: the daemon (pid {pid}) recorded no reload; see its log",
-              file=sys.stderr)
+    path = args.journal if args.journal is not None else journal_of(args.config)
+    report = check_journal(path)
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    if report.problems:
+        print(f"journal {path}: {len(report.problems)} problem(s)", file=sys.stderr)
         return 1
+    print(f"journal OK: {path}: {report.transactions} transactions, {report.batches} "
+          f"batches, audit chain whole ({report.audit_head})")
+    return 0
 
-    return _run(args, body)
+
+@journal_command
+def _cmd_prune(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    days = config.bridge.retention_days
+    if days == 0:
+        print("[bridge] retention_days is 0: everything is kept, nothing was pruned")
+        return 0
+    report = prune_file(_journal(config), retention_days=days)
+    print(f"pruned {report.transactions} transactions and {report.events} events older "
+          f"than {rfc3339(report.cutoff)} (retention {days} days; transactions one day "
+          f"later); {report.batch_totals_kept} batches had their totals stored")
+    return 0
+
+
+@journal_command
+def _cmd_reload(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    pid = running_pid(config.bridge.data_dir)
+    if pid is None:
+        print(f"posbridge: no daemon is running with the data folder "
+              f"{config.bridge.data_dir}", file=sys.stderr)
+        return 1
+    path = _journal(config)
+    with closing(open_readonly(path)) as conn:
+        head = audit_head(conn)
+        if head is None:
+            raise JournalError(f"the journal at {path} has no audit trail yet")
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except OSError as exc:
+            raise JournalError(f"cannot signal the daemon (pid {pid}): "
+                               f"{exc.strerror or exc}") from exc
+        for _ in range(RELOAD_POLLS):  # bounded: about half a minute
+            done = [r for r in select(conn, AuditQuery(action=CONFIG_RELOAD))
+                    if r.seq > head.seq]
+            if done:
+                rec = done[0]
+                print(f"reload: {rec.outcome}")
+                return 0 if rec.ok else 1
+            time.sleep(RELOAD_POLL_S)
+    print(f"posbridge: the daemon (pid {pid}) recorded no reload; see its log",
+          file=sys.stderr)
+    return 1
