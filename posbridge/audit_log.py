@@ -12,7 +12,8 @@ commit together or not at all):
   recorded with ``repeat: true``. ``ok`` means that the request was recorded and goes to the
   provider; what the provider then says is the transaction's state;
 * ``batch.close`` (register or manager page): in the unit that records the batch as closed,
-  with the batch's totals;
+  with the batch's totals (a close that a crash interrupted, finished at the next start, is
+  recorded there as the ``system``'s, ``resumed: true``);
 * ``txn.close`` and ``txn.review`` (the manager page's "close at provider" and "mark
   reviewed"): in the unit that records the cancel request or clears the attention flag;
 * ``journal.prune``: in each unit that removes rows.

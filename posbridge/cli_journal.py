@@ -15,6 +15,7 @@ import argparse
 import functools
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -152,13 +153,15 @@ def _cmd_reload(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise JournalError(f"cannot signal the daemon (pid {pid}): "
                                f"{exc.strerror or exc}") from exc
+        newest = AuditQuery(action=CONFIG_RELOAD, limit=1)
         for _ in range(RELOAD_POLLS):  # bounded: about half a minute
-            done = [r for r in select(conn, AuditQuery(action=CONFIG_RELOAD))
-                    if r.seq > head.seq]
+            try:
+                done = [r for r in select(conn, newest) if r.seq > head.seq]
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot read the audit trail: {exc}") from exc
             if done:
-                rec = done[0]
-                print(f"reload: {rec.outcome}")
-                return 0 if rec.ok else 1
+                print(f"reload: {done[0].outcome}")
+                return 0 if done[0].ok else 1
             time.sleep(RELOAD_POLL_S)
     print(f"posbridge: the daemon (pid {pid}) recorded no reload; see its log",
           file=sys.stderr)

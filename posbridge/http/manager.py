@@ -30,7 +30,8 @@ Each login, each wrong PIN, each batch close, tip adjustment, "close at provider
 reviewed" is an audit record (:mod:`posbridge.audit_log`) whose actor is the page's session,
 ``manager:<label>`` (a short random label of its own, not the session id), or ``manager`` before
 a login. A login refused during a PIN lock-out is recorded once per address and lock-out (those
-attempts are not slowed down, and must not fill the journal).
+attempts are not slowed down, and must not fill the journal); an empty PIN, or a page without a
+configured PIN, checks no PIN and leaves no record.
 
 Security:
 
