@@ -67,6 +67,8 @@ JOURNAL_FILE = "journal.sqlite"
 # Pruning (retention_days > 0) runs this long after the start, then once a day.
 PRUNE_FIRST_S = 60.0
 PRUNE_EVERY_S = 24 * 3600.0
+# Each daily run does at most this many bounded units (200 000 transactions or events).
+PRUNE_UNITS_PER_RUN = 1000
 
 
 @dataclass
@@ -215,12 +217,12 @@ class Daemon:
 
     async def prune_journal(self, *, clock: Callable[[], int] = now_ms) -> PruneReport:
         """Remove what ``retention_days`` no longer keeps (:mod:`posbridge.journal_care`), in
-        bounded journal units between which the loop serves."""
+        bounded journal units between which the loop serves, at most PRUNE_UNITS_PER_RUN."""
         report = await prune_journal(self.journal, retention_days=self.config.bridge.retention_days,
-                                     actor=SYSTEM, clock=clock)
+                                     actor=SYSTEM, clock=clock, max_units=PRUNE_UNITS_PER_RUN)
         if report.transactions or report.events:
             log.info("journal_pruned", transactions=report.transactions, events=report.events,
-                     units=report.units)
+                     units=report.units, finished=report.finished)
         return report
 
     async def _prune_daily(self) -> None:

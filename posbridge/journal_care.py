@@ -6,7 +6,8 @@ from its first read to its last. Pruning writes in short units: in the daemon as
 or beside it from the command line (:func:`prune_file`) in transactions that wait for the
 daemon's write lock as its own units wait for a second writer. A unit removes at most
 :data:`PRUNE_TRANSACTIONS` transactions (it reads at most that many) or :data:`PRUNE_EVENTS`
-events, so the daemon's event loop is never held for long.
+events, so the daemon's event loop is never held for long, and the daemon's daily run stops
+after a budget of units (a large backlog goes over several days).
 
 Retention
 ---------
@@ -228,14 +229,18 @@ class PruneReport:
     units: int = 0
     cutoff: int | None = None
     identities: list[str] = field(default_factory=list)
+    finished: bool = False  # False: the run stopped at its budget of units; the next goes on
 
 
 async def prune(run: UnitRunner, read: UnitRunner, *, retention_days: int, actor: str,
-                peer: str = LOCAL, clock: Callable[[], int] = now_ms) -> PruneReport:
+                peer: str = LOCAL, clock: Callable[[], int] = now_ms,
+                max_units: int | None = None) -> PruneReport:
     """Remove what ``retention_days`` no longer keeps (see the module docstring), one bounded
-    unit after another through ``run``; nothing with ``retention_days`` 0."""
+    unit after another through ``run``, at most ``max_units`` of them (None: until done);
+    nothing with ``retention_days`` 0."""
     report = PruneReport()
     if retention_days <= 0:
+        report.finished = True
         return report
     cutoff = clock() - retention_days * DAY_MS
     report.cutoff = cutoff
@@ -245,6 +250,8 @@ async def prune(run: UnitRunner, read: UnitRunner, *, retention_days: int, actor
     for identity in report.identities:  # events first: a transaction's go before it does
         removed = PRUNE_EVENTS
         while removed == PRUNE_EVENTS:
+            if max_units is not None and report.units >= max_units:
+                return report
             removed = await run(functools.partial(
                 _prune_events, identity=identity, cutoff=cutoff, entry=entry, clock=clock))
             report.events += removed
@@ -253,7 +260,7 @@ async def prune(run: UnitRunner, read: UnitRunner, *, retention_days: int, actor
     # An old event that stayed (a register's newest) still names its transaction: that stays.
     named = await read(functools.partial(_named_by_old_events, cutoff=cutoff))
     after: tuple[int, str] = (-1, "")
-    while True:
+    while max_units is None or report.units < max_units:
         step = await run(functools.partial(
             _prune_transactions, before=cutoff - TRANSACTION_MARGIN_MS, after=after,
             named=named, entry=entry, clock=clock))
@@ -261,13 +268,16 @@ async def prune(run: UnitRunner, read: UnitRunner, *, retention_days: int, actor
         report.batch_totals_kept += step.totals_kept
         report.units += 1
         if step.last is None:
+            report.finished = True
             return report
         after = step.last
         await asyncio.sleep(0)
+    return report
 
 
 async def prune_journal(journal: Journal, *, retention_days: int, actor: str,
-                        clock: Callable[[], int] = now_ms) -> PruneReport:
+                        clock: Callable[[], int] = now_ms,
+                        max_units: int | None = None) -> PruneReport:
     """:func:`prune` in the daemon: each unit a journal unit, the reads on its read pool."""
 
     async def run(fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -276,7 +286,8 @@ async def prune_journal(journal: Journal, *, retention_days: int, actor: str,
     async def read(fn: Callable[[sqlite3.Connection], Any]) -> Any:
         return await journal.read(lambda r: fn(r.conn))
 
-    return await prune(run, read, retention_days=retention_days, actor=actor, clock=clock)
+    return await prune(run, read, retention_days=retention_days, actor=actor, clock=clock,
+                       max_units=max_units)
 
 
 def _identities(conn: sqlite3.Connection) -> list[str]:
@@ -387,7 +398,7 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
 
 
 def prune_file(path: Path, *, retention_days: int, actor: str = CLI,
-               clock: Callable[[], int] = now_ms) -> PruneReport:
+               clock: Callable[[], int] = now_ms, max_units: int | None = None) -> PruneReport:
     """:func:`prune` from outside the daemon, on its own write connection (the daemon may be
     running). Refuses a journal whose schema this posbridge does not write."""
     if not path.is_file():
@@ -423,6 +434,6 @@ def prune_file(path: Path, *, retention_days: int, actor: str = CLI,
                 return fn(conn)
 
             return aio.run(prune(run, read, retention_days=retention_days, actor=actor,
-                                 clock=clock))
+                                 clock=clock, max_units=max_units))
         except sqlite3.Error as exc:
             raise JournalError(f"pruning the journal at {path} failed: {exc}") from exc

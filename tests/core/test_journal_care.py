@@ -17,7 +17,7 @@ from posbridge.audit import AuditEntry
 from posbridge.audit_log import AuditTrail, all_records
 from posbridge.cli import main
 from posbridge.journal import SCHEMA_VERSION, Journal, Reads
-from posbridge.journal_care import DAY_MS, check_journal
+from posbridge.journal_care import DAY_MS, check_journal, prune_file
 from posbridge.operations import fold_totals
 from posbridge.records import Totals
 from tests.configs import journal_config
@@ -162,6 +162,19 @@ def test_pruning_an_old_journal_keeps_batch_totals_and_the_chain(
     assert main(["journal", "prune", "--config", str(config)]) == 0  # nothing more to do
     assert "pruned 0 transactions and 0 events" in capsys.readouterr().out
     assert {no: totals(path, no) for no in (1, 2)} == before
+
+
+def test_a_pruning_run_stops_at_its_budget_and_the_next_goes_on(tmp_path: Path) -> None:
+    path = upgraded(tmp_path)
+    age = 400 * DAY_MS
+    sql(path, f"UPDATE transactions SET created_at = created_at - {age},"
+              f" updated_at = updated_at - {age}", f"UPDATE events SET at = at - {age}")
+    first = prune_file(path, retention_days=30, max_units=1)  # one register's old events
+    assert (first.finished, first.units, first.transactions) == (False, 1, 0)
+    assert first.events in (10, 18)  # backoffice's or lane-1's, all but the newest
+    rest = prune_file(path, retention_days=30)
+    assert rest.finished and rest.events == 28 - first.events and rest.transactions == 7
+    assert check_journal(path).problems == []
 
 
 def test_a_backup_never_replaces_a_file_unless_told(
