@@ -49,6 +49,8 @@ T = TypeVar("T")
 _COLUMNS: Final = ("seq", "at", "actor", "peer", "action", "order_no", "terminal", "outcome",
                    "detail", "prev_hash", "hash")
 _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM audit"  # noqa: S608 (fixed names)
+_INSERT: Final = (f"INSERT INTO audit ({', '.join(_COLUMNS)})"  # noqa: S608 (fixed names)
+                  f" VALUES ({', '.join('?' * len(_COLUMNS))})")
 #: RequestError codes that mean "tried, and something outside the bridge's rules failed".
 _FAILURE_CODES: Final = frozenset({1007, 1008, -32603})
 
@@ -58,10 +60,9 @@ def append(conn: sqlite3.Connection, entry: AuditEntry, at: int) -> AuditRecord:
     row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (int(row[0]) + 1, str(row[1])) if row is not None else (1, GENESIS)
     rec = chained(entry, seq=seq, at=at, prev_hash=prev)
-    conn.execute(
-        f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",  # noqa: S608
-        (rec.seq, rec.at, rec.actor, rec.peer, rec.action, rec.order_no, rec.terminal,
-         rec.outcome, _json(rec.detail), rec.prev_hash, rec.hash))
+    conn.execute(_INSERT, (rec.seq, rec.at, rec.actor, rec.peer, rec.action, rec.order_no,
+                           rec.terminal, rec.outcome, _json(rec.detail), rec.prev_hash,
+                           rec.hash))
     return rec
 
 
