@@ -47,6 +47,8 @@ from typing import Any, Final
 
 import structlog
 
+from posbridge.audit import AuditEntry
+from posbridge.audit_log import append as append_audit
 from posbridge.errors import (
     NotificationRejected,
     OutcomeUnknown,
@@ -203,12 +205,14 @@ class Engine:
 
     # -- starting payments -------------------------------------------------------------
 
-    async def start(self, identity: str, req: PaymentRequest) -> TxnRecord:
+    async def start(self, identity: str, req: PaymentRequest, *,
+                    audit: AuditEntry | None = None) -> TxnRecord:
         """Record a register's request (idempotently by ``order_no``) and drive it.
 
         The operation is the row of :data:`~posbridge.operations.OPERATIONS` that ``req.method``
         starts for the original's kind; its provider, amount and defining fields follow from
-        that row. Bad input is refused before anything is recorded."""
+        that row. Bad input is refused before anything is recorded. ``audit`` (a privileged
+        operation's record) is appended in the unit that records the intent."""
         orig = await self.original(req.orig_order_no) if req.orig_order_no is not None else None
         op = row_for(req.method, orig.kind if orig is not None else None)
         if op is None:
@@ -229,7 +233,7 @@ class Engine:
                           exponent=orig.exponent, tip=self._tip(req, orig))
         rec = self._new(identity, op, provider, req.order_no, amount, currency, fields)
         provider.check(self._order_of(rec, orig))
-        return await self._start(rec, op)
+        return await self._start(rec, op, audit)
 
     def _no_row(self, method: str, orig: TxnRecord | None) -> RequestError:
         if orig is None:
@@ -357,7 +361,8 @@ class Engine:
                          expires_at=now + provider.caps.pacing.expires_s * 1000,
                          create_attempts=1, **fields)
 
-    async def _start(self, rec: TxnRecord, op: Operation) -> TxnRecord:
+    async def _start(self, rec: TxnRecord, op: Operation,
+                     audit: AuditEntry | None = None) -> TxnRecord:
         """Record the intent (idempotently) and make sure a runner drives it."""
 
         def unit(tx: JournalTx) -> tuple[TxnRecord, bool]:
@@ -368,6 +373,7 @@ class Engine:
                         1004, "order_no_conflict",
                         f"order_no {rec.order_no!r} was already used with other parameters",
                         field="order_no")
+                _audit(tx, audit, existing, at=rec.created_at, repeat=True)
                 return existing, False
             stored = rec
             if op.guard is not None:
@@ -375,6 +381,7 @@ class Engine:
                 stored = op.guard(tx, rec, orig) or rec
             tx.insert(stored)
             tx.emit(stored.identity, "transaction.updated", _updated(stored))
+            _audit(tx, audit, stored, at=stored.created_at)
             return stored, True
 
         committing = self.journal.submit(unit)
@@ -441,13 +448,15 @@ class Engine:
             if not watch.waiters:
                 self._watches.pop(order_no, None)
 
-    async def cancel(self, order_no: str, *, timeout_s: float | None = None) -> TxnRecord:
+    async def cancel(self, order_no: str, *, timeout_s: float | None = None,
+                     audit: AuditEntry | None = None) -> TxnRecord:
         """Ask for the payment to stop; the transaction once final.
 
         An order the terminal has already picked up cannot be withdrawn (a card provider
         closes only orders still waiting for the card): then the answer comes when the payment
         ends, at the latest once the order has expired and the provider confirmed it. So the
-        default wait runs to the order's expiry plus ``CANCEL_GRACE_S``.
+        default wait runs to the order's expiry plus ``CANCEL_GRACE_S``. ``audit`` (a manager's
+        close) is appended in the unit that records the cancel request.
         """
         rec = await self.get(order_no)
         if rec is None:
@@ -455,8 +464,8 @@ class Engine:
                                field="order_no")
         if rec.is_final:
             return rec
-        if not rec.cancel_requested:
-            await self._update(order_no, cancel_requested=True)
+        if not rec.cancel_requested or audit is not None:
+            await self._update(order_no, audit=audit, cancel_requested=True)
         self._kick(order_no)
         if timeout_s is None:
             left_s = max(0.0, (rec.expires_at - self._clock()) / 1000)
@@ -472,14 +481,15 @@ class Engine:
             rec = await self._reconcile_once(rec)
         return rec
 
-    async def acknowledge(self, order_no: str) -> TxnRecord:
-        """A manager reviewed a late approval: it leaves the attention list (state unchanged)."""
+    async def acknowledge(self, order_no: str, *, audit: AuditEntry | None = None) -> TxnRecord:
+        """A manager reviewed a late approval: it leaves the attention list (state unchanged);
+        ``audit`` is appended in the same unit."""
         rec = await self.get(order_no)
         if rec is None:
             raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
                                field="order_no")
         log.info("attention_acknowledged", order_no=order_no)
-        return await self._update(order_no, attention=None)
+        return await self._update(order_no, audit=audit, attention=None)
 
     async def query_now(self, order_no: str) -> TxnRecord:
         """Ask the provider at once (manager's "query now"); also for final transactions."""
@@ -913,8 +923,9 @@ class Engine:
             self._notify(new, step)
         return new
 
-    async def _update(self, order_no: str, **changes: Any) -> TxnRecord:
-        """Record bookkeeping fields (no state change, no event)."""
+    async def _update(self, order_no: str, *, audit: AuditEntry | None = None,
+                      **changes: Any) -> TxnRecord:
+        """Record bookkeeping fields (no state change, no event), and ``audit`` with them."""
         now = self._clock()
 
         def unit(tx: JournalTx) -> TxnRecord:
@@ -923,6 +934,9 @@ class Engine:
                 raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}")
             new = dataclasses.replace(cur, **changes, updated_at=now)
             tx.update(new, old=cur)
+            if audit is not None:
+                append_audit(tx.conn, audit.about(order_no=order_no, terminal=cur.terminal_sn,
+                                                  state=cur.state.value), now)
             return new
 
         new = await self.journal.run(unit)
@@ -1030,6 +1044,17 @@ def _amount_agrees(rec: TxnRecord, report: ProviderReport) -> bool:
     if rec.kind is TxnKind.VOID:
         return 0 < reported <= rec.amount
     return reported in (rec.amount, rec.amount + rec.tip)
+
+
+def _audit(tx: JournalTx, entry: AuditEntry | None, rec: TxnRecord, *, at: int,
+           repeat: bool = False) -> None:
+    """Append a privileged operation's record, naming the transaction it recorded."""
+    if entry is None:
+        return
+    append_audit(tx.conn, entry.about(
+        order_no=rec.order_no, terminal=rec.terminal_sn, kind=rec.kind.value,
+        orig_order_no=rec.orig_order_no, amount=rec.amount, tip=rec.tip or None,
+        currency=rec.currency, repeat=repeat or None), at)
 
 
 def _updated(rec: TxnRecord) -> dict[str, object]:
