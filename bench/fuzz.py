@@ -7,10 +7,10 @@ sockets against a daemon process.
 Pure surfaces (the same samples, mutators and rules as tests/fuzz, see
 ``tests/fuzz/surfaces.py``): ``--frames`` ECR frames (parse_frame, then parse_params as the
 server does), ``--provider-messages`` provider messages split over CodePay notifications and
-answers and UCanPay notifications and replies (mutated, most of them signed again with the
-gateway key so they reach the code behind the signature check), ``--other`` inputs each for the
-configuration (mapping with environment, and file), ESC/POS slips, display frames and printer
-status bytes.
+answers, UCanPay notifications and replies, and OPay callbacks and answers (mutated, most of
+them signed again with the gateway key so they reach the code behind the signature check),
+``--other`` inputs each for the configuration (mapping with environment, and file), ESC/POS
+slips, display frames and printer status bytes.
 
 Each input comes from its own generator seeded with (seed, surface, index), so a finding is
 reproduced by its index alone. An input that raises anything but the surface's documented
@@ -19,7 +19,8 @@ refusal, or breaks an invariant, is a failure; one that takes longer than ``HANG
 
 The socket slice runs ``posbridge simulate`` and ``posbridge serve --config`` as processes and
 drives the drivers of ``tests/fuzz/wire.py``: ECR frames on an authenticated connection, the
-auth handshake, ``/notify/codepay``, ``/notify/ucanpay``, the manager page's forms. Then: the
+auth handshake, ``/notify/codepay``, ``/notify/ucanpay``, ``/notify/opay``, the manager
+page's forms. Then: the
 daemon process is alive, ``/metrics`` counts no internal error, the journal audit is clean, and
 another register completes a sale.
 
@@ -281,7 +282,7 @@ def main() -> None:
     for problem in socket_problems[:SHOWN]:
         print(f"    socket slice: {problem}")
     frames = tallies[0]
-    provider = tallies[1:5]
+    provider = tallies[1:1 + len(surfaces)]
     failures = sum(sum(t.failures.values()) for t in tallies) + len(socket_problems)
     hangs = sum(t.hangs for t in tallies)
     print(f"\nECR frames tried {frames.tried} ({frames.tried / frames.seconds:.0f} frames/s); "

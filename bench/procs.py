@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from posbridge.sandbox.codepay_sim import APP_ID, MERCHANT_NO
+from posbridge.sandbox.opay_sim import APP_ID as OPAY_APP_ID
 from posbridge.sandbox.ucanpay_sim import MERCHANT_ID as UCANPAY_MERCHANT
 from posbridge.secrets import hash_secret
 
@@ -63,7 +64,7 @@ def write_bridge_config(tmp: Path, sim: dict[str, Any], *, clients: list[tuple[s
                         terminals: list[tuple[str, str]], pin: str | None = None,
                         expires_s: int = 60, qr_timeout_s: int = 60,
                         poll_interval_s: float = 2.0) -> Path:
-    """``tmp/bridge.toml``: both providers at the simulators of ``sim`` (keys from
+    """``tmp/bridge.toml``: the three providers at the simulators of ``sim`` (keys from
     ``tmp/sim/keys``), ``clients`` as (name, role, token), ``terminals`` as (sn, name), fixed
     ports (the notify URLs the gateways hold outlive a restart), the product's default poll
     interval unless told otherwise. Secrets are hashed with a
@@ -98,6 +99,15 @@ private_key_file = "{keys / 'ucanpay_merchant_private.pem'}"
 public_key_file = "{keys / 'ucanpay_gateway_public.pem'}"
 currency = "CAD"
 qr_timeout_s = {qr_timeout_s}
+poll_interval_s = {poll_interval_s}
+
+[opay]
+base_url = "{sim['opay']}"
+pay_page_url = "{sim['opay']}/platform/pay.html"
+app_id = "{OPAY_APP_ID}"
+private_key_file = "{keys / 'opay_merchant_private.pem'}"
+platform_public_key_file = "{keys / 'opay_platform_public.pem'}"
+coins = {{ USDT = 6, BTC = 8 }}
 poll_interval_s = {poll_interval_s}
 """]
     for name, role, token in clients:
