@@ -426,9 +426,11 @@ def opay_fields(rng: random.Random, order_nos: Sequence[str]) -> dict[str, Any]:
 
 
 def opay_mutate(data: dict[str, Any], rng: random.Random, keys: GatewayKeys,
-                app_id: str) -> bytes:
+                app_id: str, *, answer: bool = False) -> bytes:
     """``data`` mutated, then sealed as the platform would (so the mutations reach the code
-    behind the signature), or the sealed envelope or its bytes mutated."""
+    behind the signature), or the sealed envelope or its bytes mutated. ``answer``: shaped as
+    an answer to the merchant, ``{code, msg, data, sign}`` (a callback is ``{app_id, data,
+    sign, time}``), with now and then a refusal's code."""
     params = mutate_json(data, rng) if rng.random() < 0.8 else data
     try:
         sealed: Any = seal(params if isinstance(params, dict) else {"value": params},
@@ -437,6 +439,10 @@ def opay_mutate(data: dict[str, Any], rng: random.Random, keys: GatewayKeys,
                            sender_key=keys.opay_platform)
     except (TypeError, ValueError):  # not JSON-able after the mutation: send raw bytes
         return mutate_bytes(json.dumps(data).encode(), rng)
+    if answer:
+        code = "0" if rng.random() < 0.9 else rng.choice(("1001", 0, "", None, True))
+        sealed = {"code": code, "msg": "success", "data": sealed["data"],
+                  "sign": sealed["sign"]}
     if rng.random() < 0.2:
         sealed = mutate_json(sealed, rng)
     encoded = _encode(sealed, rng)
@@ -502,7 +508,7 @@ def provider_surfaces(keys: GatewayKeys, *, merchant_no: str = MERCHANT_NO,
                 lambda v, r: opay_mutate(v, r, keys, opay_app_id),
                 lambda b: opay_callback_check(b, keys, opay_app_id)),
         Surface("opay answers", lambda r: opay_fields(r, order_nos),
-                lambda v, r: opay_mutate(v, r, keys, opay_app_id),
+                lambda v, r: opay_mutate(v, r, keys, opay_app_id, answer=True),
                 lambda b: opay_answer_check(b, keys)),
     ]
 
