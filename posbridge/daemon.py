@@ -100,6 +100,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._fsyncs_counted = 0
         self.stopped = asyncio.Event()
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -269,6 +270,9 @@ class Daemon:
         self.metrics.ecr_connections.set(self.hub.connections)
         for seconds in self.journal.drain_commit_times():
             self.metrics.journal_commit_seconds.observe(seconds)
+        fsyncs = self.journal.fsyncs
+        self.metrics.journal_fsyncs_total.inc(fsyncs - self._fsyncs_counted)
+        self._fsyncs_counted = fsyncs
 
     async def stop(self, *, grace_s: float = 10.0) -> None:
         self.notifier.stopping()

@@ -47,7 +47,15 @@ from posbridge.errors import (
 )
 from posbridge.failpoints import failpoint
 from posbridge.journal import Journal, JournalTx, now_ms
-from posbridge.lifecycle import Facts, Signal, State, Transition, signal_for, transition
+from posbridge.lifecycle import (
+    FINAL_SIGNALS,
+    Facts,
+    Signal,
+    State,
+    Transition,
+    signal_for,
+    transition,
+)
 from posbridge.money import AmountError, format_amount, parse_amount
 from posbridge.operations import OPERATIONS, AmountRule, Operation, row_for
 from posbridge.providers.base import (
@@ -516,7 +524,7 @@ class Engine:
         if not _amount_agrees(rec, report):
             raise NotificationRejected(
                 f"amount {report.amount} does not match the journal for {rec.order_no!r}")
-        new = await self._apply_report(rec, report)
+        new = await self._apply_report(rec, report, durable=True)
         self._kick(rec.order_no)
         return new
 
@@ -823,7 +831,8 @@ class Engine:
     # -- applying state ------------------------------------------------------------------
 
     async def _apply_report(self, rec: TxnRecord, report: ProviderReport, *,
-                            accepted: bool = False, **changes: Any) -> TxnRecord:
+                            accepted: bool = False, durable: bool = False,
+                            **changes: Any) -> TxnRecord:
         if report.outcome == Outcome.NOT_FOUND:
             return rec
         if report.terminal_online is not None and rec.terminal_sn is not None:
@@ -851,11 +860,19 @@ class Engine:
             changes.setdefault("provider_code", report.provider_code)
             changes.setdefault("error_code", "declined")
             changes.setdefault("error_message", report.message)
-        return await self._apply(rec, signal, **changes)
+        return await self._apply(rec, signal, durable=durable, **changes)
 
-    async def _apply(self, rec: TxnRecord, signal: Signal, **changes: Any) -> TxnRecord:
-        """Apply one signal in one journal unit (row + event + batch + original)."""
+    async def _apply(self, rec: TxnRecord, signal: Signal, *, durable: bool = False,
+                     **changes: Any) -> TxnRecord:
+        """Apply one signal in one journal unit (row + event + batch + original).
+
+        The unit is durable when the signal ends the transaction (the register's answer and
+        a notification's ``success`` wait for it) or when ``durable`` (a notification). A
+        state on the way (in progress, unknown) is only committed: a power cut may take it
+        back to the durable intent, which recovery reconciles by a query (the journal's
+        docstring has the whole table)."""
         now = self._clock()
+        durable = durable or signal in FINAL_SIGNALS
 
         def unit(tx: JournalTx) -> tuple[TxnRecord, Transition | None]:
             cur = tx.get(rec.order_no)
@@ -894,7 +911,11 @@ class Engine:
             tx.emit(new.identity, "transaction.updated", _updated(new))
             return new, step
 
-        new, step = await self.journal.run(unit)
+        new, step = await self.journal.run(unit, durable=durable)
+        if not durable and step is not None:
+            # Committed, not yet durable: a crash keeps this state, a power cut may not.
+            failpoint("committed", new.state.value)
+            failpoint("power_cut", new.state.value, self.journal.simulate_power_cut)
         if step is not None:
             log.info("txn_state", order_no=new.order_no, state=new.state.value,
                      previous=step.old.value, late_approval=step.late_approval or None)
