@@ -34,6 +34,9 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from posbridge import batch_totals
+from posbridge.audit import BATCH_CLOSE, LOCAL, SYSTEM, AuditEntry
+from posbridge.audit_log import append as append_audit
 from posbridge.engine import Engine
 from posbridge.errors import PaymentError, RequestError
 from posbridge.failpoints import failpoint
@@ -114,7 +117,8 @@ class Batches:
         return out
 
     async def totals(self, terminal_sn: str, batch_no: int) -> dict[str, Totals]:
-        return fold_totals(await self._rows(terminal_sn, batch_no))
+        """A batch's totals: those kept with it at its close, else from its rows."""
+        return await self.journal.read(lambda r: _totals_of(r, terminal_sn, batch_no))
 
     async def _rows(self, terminal_sn: str, batch_no: int,
                     provider: str | None = None) -> list[Row]:
@@ -137,7 +141,10 @@ class Batches:
                                f"no provider that closes batches is configured for {term.name}")
         return provider
 
-    async def close(self, terminal: str, *, identity: str = "manager") -> dict[str, object]:
+    async def close(self, terminal: str, *, identity: str = "manager",
+                    audit: AuditEntry | None = None) -> dict[str, object]:
+        """Close the terminal's open batch (or finish its interrupted close); ``audit`` is
+        recorded in the unit that records it closed."""
         term = self.engine.terminal(terminal)
         closer = self._closer(term.sn)
         lock = self._locks.setdefault(term.sn, asyncio.Lock())
@@ -145,7 +152,7 @@ class Batches:
             batch = await self.journal.run(
                 lambda tx: _begin_close(tx, term.sn, now_ms(), closer.name))
             failpoint("batch_close", "begun")
-            return await self._finish(batch)
+            return await self._finish(batch, audit)
 
     async def resume(self) -> int:
         """Finish every close that a crash interrupted; returns how many."""
@@ -154,7 +161,9 @@ class Batches:
             lock = self._locks.setdefault(batch.terminal_sn, asyncio.Lock())
             async with lock:
                 try:
-                    await self._finish(batch)
+                    await self._finish(batch, AuditEntry(
+                        actor=SYSTEM, peer=LOCAL, action=BATCH_CLOSE,
+                        detail={"resumed": True}))
                 except RequestError as exc:
                     log.warning("batch_resume_failed", terminal=batch.terminal_sn,
                                 batch_no=batch.batch_no, error=exc.message)
@@ -182,7 +191,8 @@ class Batches:
             return None, "no figures in its answer", detail
         return figures, "no figures in its answer", detail
 
-    async def _finish(self, batch: BatchRecord) -> dict[str, object]:
+    async def _finish(self, batch: BatchRecord,
+                      audit: AuditEntry | None = None) -> dict[str, object]:
         sn, no = batch.terminal_sn, batch.batch_no
         closer = self._closer(sn)
         bound = log.bind(terminal=sn, batch_no=no)
@@ -217,7 +227,7 @@ class Batches:
             failpoint("batch_close", "answered")
             result = {"batch_close": answer, "open_batch_before": open_data}
         closed = await self.journal.run(
-            lambda tx: _mark_closed(tx, batch, result, diff, totals, self.identities))
+            lambda tx: _mark_closed(tx, batch, result, diff, totals, self.identities, audit))
         view = batch_view(closed, totals)
         bound.info("batch_closed", discrepancy=bool(diff))
         if self.on_closed is not None:
@@ -243,6 +253,11 @@ class Batches:
             if diff:
                 out[name] = diff
         return out
+
+
+def _totals_of(reads: Reads, sn: str, no: int) -> dict[str, Totals]:
+    kept = batch_totals.stored(reads.conn, sn, no)
+    return kept if kept is not None else fold_totals(reads.batch_rows(sn, no))
 
 
 def _members(sn: str, no: int, provider: str) -> Callable[[Reads], list[TxnRecord]]:
@@ -283,10 +298,17 @@ def _mark_sent(tx: JournalTx, batch: BatchRecord, diff: dict[str, object]) -> Ba
 
 def _mark_closed(tx: JournalTx, batch: BatchRecord, result: dict[str, object],
                  diff: dict[str, object], totals: dict[str, Totals],
-                 identities: Sequence[str]) -> BatchRecord:
+                 identities: Sequence[str], audit: AuditEntry | None = None) -> BatchRecord:
+    """Step 4: the batch is closed, its totals kept with it, its audit record appended."""
     closed = dataclasses.replace(batch, state=BatchState.CLOSED, closed_at=now_ms(),
                                  provider_result=result, discrepancy=diff)
     tx.put_batch(closed)
+    batch_totals.store(tx.conn, batch.terminal_sn, batch.batch_no, totals)
+    if audit is not None:
+        assert closed.closed_at is not None
+        append_audit(tx.conn, audit.about(
+            terminal=batch.terminal_sn, batch_no=batch.batch_no, discrepancy=bool(diff),
+            net={cur: t.net for cur, t in totals.items()}), closed.closed_at)
     view = batch_view(closed, totals)
     for identity in identities:
         tx.emit(identity, "batch.closed", {"batch": view})

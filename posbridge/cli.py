@@ -6,7 +6,9 @@ adding its parser(s) and setting ``func`` (``args -> exit code``) with ``set_def
 other modules (``serve`` in :mod:`posbridge.cli_serve`; the register commands ``sale``,
 ``void``, ``refund``, ``cancel``, ``status``, ``batch``, ``transactions``, ``health`` in
 :mod:`posbridge.cli_register`; ``init``, ``keys`` and ``doctor`` in :mod:`posbridge.cli_init`,
-:mod:`posbridge.cli_keys` and :mod:`posbridge.cli_doctor`). To add a command, write a builder
+:mod:`posbridge.cli_keys` and :mod:`posbridge.cli_doctor`; ``audit`` in
+:mod:`posbridge.cli_audit`; ``backup``, ``journal`` and ``reload`` in
+:mod:`posbridge.cli_journal`). To add a command, write a builder
 and list it there.
 
 Exit codes: 0 success, 1 failure reported by the command, 2 bad usage or bad configuration.
@@ -118,12 +120,21 @@ SUBCOMMANDS: list[SubcommandBuilder] = [_add_config, _add_hash_secret]
 
 def _other_builders() -> list[SubcommandBuilder]:
     """Builders of sub-commands living in other modules (imported here, not at start-up)."""
-    from posbridge import cli_doctor, cli_init, cli_keys, cli_register, cli_serve
+    from posbridge import (
+        cli_audit,
+        cli_doctor,
+        cli_init,
+        cli_journal,
+        cli_keys,
+        cli_register,
+        cli_serve,
+    )
     from posbridge.sandbox import standalone
 
     return [cli_serve.register_commands, cli_register.register_commands,
             standalone.register_commands, cli_init.register_commands,
-            cli_keys.register_commands, cli_doctor.register_commands]
+            cli_keys.register_commands, cli_doctor.register_commands,
+            cli_audit.register_commands, cli_journal.register_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
             return aio.run(_run_sandbox(args))
         config = load_config(args.config)
         logs.configure(args.log_format or config.bridge.log_format)
-        return aio.run(_run(config, args.ready_file))
+        return aio.run(_run(config, args.ready_file, args.config))
     except ConfigError as exc:
         print(f"posbridge: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -57,11 +58,14 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _until_signalled() -> None:
+async def _until_signalled(on_hangup: Callable[[], None] | None = None) -> None:
+    """Wait for SIGTERM or SIGINT; SIGHUP calls ``on_hangup`` (a reload) meanwhile."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if on_hangup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await stop.wait()
 
 
@@ -74,14 +78,14 @@ def _write_ready(path: Path | None, daemon: Any) -> None:
     tmp.replace(path)
 
 
-async def _run(config: Any, ready_file: Path | None) -> int:
+async def _run(config: Any, ready_file: Path | None, config_path: Path) -> int:
     from posbridge.daemon import Daemon
 
-    daemon = Daemon(config)
+    daemon = Daemon(config, config_path=config_path)
     await daemon.start()
     _write_ready(ready_file, daemon)
     try:
-        await _until_signalled()
+        await _until_signalled(daemon.reload_soon)
     finally:
         await daemon.stop()
     return 0

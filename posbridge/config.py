@@ -48,6 +48,8 @@ from posbridge.providers.ucanpay.config import DEFAULT_DEEPLINK_TEMPLATE, UCanPa
 from posbridge.secrets import check_hash_format, token_tag_of
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/posbridge/posbridge.toml")
+#: The longest retention that can be set (about 100 years; 0, the default, keeps everything).
+MAX_RETENTION_DAYS: Final = 36_500
 
 ENV_PREFIX: Final = "POSBRIDGE_"
 
@@ -97,6 +99,8 @@ class BridgeConfig:
     tls_cert_file: Path | None
     tls_key_file: Path | None
     log_format: LogFormat = "auto"
+    #: days a final transaction of a closed batch (and an event) is kept; 0 keeps everything
+    retention_days: int = 0
 
     def max_amount_minor(self, currency: str) -> int:
         """``max_amount`` in minor units of ``currency``, truncated (never rounded up).
@@ -346,7 +350,8 @@ def _bridge(t: Table) -> BridgeConfig:
         http_listen=_host_port(t, "http_listen", "0.0.0.0:8766"),
         public_url=url_of(t, "public_url", empty_ok=True),
         max_amount=amount, tls_cert_file=cert, tls_key_file=key,
-        log_format=t.choice("log_format", LOG_FORMATS, default="auto"))
+        log_format=t.choice("log_format", LOG_FORMATS, default="auto"),
+        retention_days=t.integer("retention_days", default=0, low=0, high=MAX_RETENTION_DAYS))
     t.done()
     return config
 

@@ -1,8 +1,10 @@
 """The daemon: builds every component from a :class:`~posbridge.config.Config` and runs them.
 
-Start order: journal → providers → engine (recovery) → HTTP listener → ECR listener →
-systemd READY. Stop order (SIGTERM): stop accepting registers → let in-flight payments reach a
-recorded safe point → stop the HTTP listener → flush and close the journal → close devices.
+Start order: pid file (one daemon per data folder) → journal → providers → engine (recovery)
+→ HTTP listener → ECR listener → systemd READY. Stop order (SIGTERM): stop accepting registers →
+let in-flight payments reach a recorded safe point → stop the HTTP listener → flush and close the
+journal → close devices. SIGHUP reloads what can change while running (:meth:`Daemon.reload`);
+with ``retention_days`` set, old records are pruned once a day (:meth:`Daemon.prune_journal`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,24 +23,35 @@ from aiohttp import web
 
 from hardware.displays.web import display_routes
 from hardware.escpos import PrinterProfile
+from posbridge.audit import CONFIG_RELOAD, LOCAL, SYSTEM, AuditEntry, failed, refused
+from posbridge.audit_log import AuditTrail
 from posbridge.batches import Batches
-from posbridge.config import Config, PrinterConfig
+from posbridge.config import Config, PrinterConfig, load_config
 from posbridge.devices import Devices, make_display, make_printer
 from posbridge.ecr.hub import EventHub
 from posbridge.ecr.methods import Methods
 from posbridge.ecr.protocol import METHODS
 from posbridge.ecr.server import EcrServer
 from posbridge.engine import Engine, TerminalInfo
-from posbridge.errors import OutcomeUnknown, PaymentError, ProviderRejected, ProviderUnreachable
+from posbridge.errors import (
+    ConfigError,
+    OutcomeUnknown,
+    PaymentError,
+    ProviderRejected,
+    ProviderUnreachable,
+)
 from posbridge.http.manager import manager_routes
 from posbridge.http.notify import notify_routes, notify_url
 from posbridge.http.ops import ops_routes
 from posbridge.journal import Journal, now_ms
+from posbridge.journal_care import PruneReport, prune_journal
 from posbridge.lifecycle import Transition
 from posbridge.metrics import Metrics
+from posbridge.pidfile import PidFile
 from posbridge.providers.base import Provider
 from posbridge.providers.registry import PLUGINS
 from posbridge.records import TxnRecord
+from posbridge.reload import ReloadPlan, plan_reload
 from posbridge.sandbox.runtime import Simulators
 from posbridge.sdnotify import SystemdNotifier, run_watchdog
 from posbridge.secrets import PinChecker, TokenIndex
@@ -50,6 +64,11 @@ PROBE_IDLE_S = 300
 PROBE_CHECK_S = 30.0
 
 JOURNAL_FILE = "journal.sqlite"
+# Pruning (retention_days > 0) runs this long after the start, then once a day.
+PRUNE_FIRST_S = 60.0
+PRUNE_EVERY_S = 24 * 3600.0
+# Each daily run does at most this many bounded units (200 000 transactions or events).
+PRUNE_UNITS_PER_RUN = 1000
 
 
 @dataclass
@@ -59,11 +78,15 @@ class Daemon:
     config: Config
     metrics: Metrics = field(default_factory=Metrics)
     sandbox: Simulators | None = None
+    #: the file ``config`` was read from, read again by :meth:`reload` (None: nothing to reload)
+    config_path: Path | None = None
 
     def __post_init__(self) -> None:
         cfg = self.config
         self.hub = EventHub()
         self.journal = Journal(cfg.bridge.data_dir / JOURNAL_FILE, on_events=self.hub.publish)
+        self.audit = AuditTrail(self.journal)
+        self._pidfile = PidFile(cfg.bridge.data_dir)
         self.providers: dict[str, Provider] = build_providers(cfg)
         terminals = tuple(TerminalInfo(sn=t.sn, name=t.name, provider=t.provider,
                                        display=t.display, printer=t.printer)
@@ -88,7 +111,7 @@ class Daemon:
             on_closed=self._batch_closed)
         self.methods = Methods(engine=self.engine, max_amount=cfg.bridge.max_amount,
                                pin_checker=self.pins, batches=self.batches,
-                               terminal_views=self.terminal_views)
+                               terminal_views=self.terminal_views, audit=self.audit)
         self.ecr = EcrServer(
             methods=self.methods, hub=self.hub, authenticator=self.tokens,
             host=cfg.bridge.ecr_listen.host, port=cfg.bridge.ecr_listen.port,
@@ -140,6 +163,14 @@ class Daemon:
         return app
 
     async def start(self) -> None:
+        self._pidfile.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            self._pidfile.release()  # a daemon that did not start holds no data folder
+            raise
+
+    async def _start(self) -> None:
         await self.journal.open()
         await self.devices.start()
         await self.engine.recover()
@@ -154,6 +185,8 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self._probe_providers()))
         self._tasks.append(asyncio.create_task(self.metrics.loop_lag.run()))
         self._tasks.append(asyncio.create_task(run_watchdog(self.notifier, self.alive)))
+        if self.config.bridge.retention_days:
+            self._tasks.append(asyncio.create_task(self._prune_daily()))
         self.notifier.ready(f"serving registers on port {self.ecr_port}")
         log.info("daemon_started", ecr_port=self.ecr_port, http_port=self.http_port)
 
@@ -180,6 +213,74 @@ class Daemon:
 
     async def alive(self) -> bool:
         return self.journal.healthy
+
+    # -- journal care and reload ----------------------------------------------------------
+
+    async def prune_journal(self, *, clock: Callable[[], int] = now_ms) -> PruneReport:
+        """Remove what ``retention_days`` no longer keeps (:mod:`posbridge.journal_care`), in
+        bounded journal units between which the loop serves, at most PRUNE_UNITS_PER_RUN."""
+        report = await prune_journal(self.journal, retention_days=self.config.bridge.retention_days,
+                                     actor=SYSTEM, clock=clock, max_units=PRUNE_UNITS_PER_RUN)
+        if report.transactions or report.events:
+            log.info("journal_pruned", transactions=report.transactions, events=report.events,
+                     units=report.units, finished=report.finished)
+        return report
+
+    async def _prune_daily(self) -> None:
+        await asyncio.sleep(PRUNE_FIRST_S)
+        while True:
+            try:
+                await self.prune_journal()
+            except Exception:  # pruning must never stop the daemon; tomorrow it tries again
+                log.exception("journal_prune_failed")
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+    def reload_soon(self) -> None:
+        """The SIGHUP handler: :meth:`reload` in a task of its own."""
+        task = asyncio.get_running_loop().create_task(self._reload_task())
+        self._status_tasks.add(task)
+        task.add_done_callback(self._status_tasks.discard)
+
+    async def _reload_task(self) -> None:
+        await self.reload()
+
+    async def reload(self) -> AuditEntry:
+        """Read the configuration file again; apply the registers' tokens and the manager PIN,
+        name every other change as needing a restart (:mod:`posbridge.reload`). The outcome is
+        recorded in the audit trail (``config.reload``) and returned."""
+        entry = await self._reload(AuditEntry(actor=SYSTEM, peer=LOCAL, action=CONFIG_RELOAD))
+        log.info("config_reload", outcome=entry.outcome)
+        await self.audit.record(entry)
+        return entry
+
+    async def _reload(self, entry: AuditEntry) -> AuditEntry:
+        if self.config_path is None:
+            return entry.ended(refused("this daemon was not started from a configuration file"))
+        entry = entry.about(file=str(self.config_path))
+        try:
+            loaded = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as exc:  # its message names the key, never a secret's value
+            return entry.ended(failed(f"configuration error, nothing changed: {exc}"))
+        plan = plan_reload(self.config, loaded)
+        await self._apply(plan)
+        entry = entry.about(applied=list(plan.applied), restart_needed=list(plan.restart_needed))
+        if plan.restart_needed:
+            return entry.ended(refused(
+                "a restart is needed to apply " + ", ".join(plan.restart_needed)
+                + (" (the tokens and PIN were applied)" if plan.applied else "")))
+        return entry
+
+    async def _apply(self, plan: ReloadPlan) -> None:
+        self.config = plan.config
+        if plan.new_tokens:
+            self.tokens = TokenIndex(plan.config.ecr_clients)
+            self.ecr.auth = self.tokens
+        if "manager.pin_hash" in plan.applied:
+            pin_hash = plan.config.manager.pin_hash
+            self.pins = PinChecker(pin_hash) if pin_hash else None
+            self.methods.pin_checker = self.pins
+        if plan.new_tokens:  # connections made with a replaced token must authenticate again
+            await self.ecr.disconnect(plan.new_tokens, "the register's token was changed")
 
     # -- wiring helpers ------------------------------------------------------------------
 
@@ -295,15 +396,17 @@ class Daemon:
         if self._status_tasks:
             await asyncio.gather(*self._status_tasks, return_exceptions=True)
         await self.journal.close()
+        self._pidfile.release()
         log.info("daemon_stopped")
         self.stopped.set()
 
     async def run_until_signalled(self) -> None:
-        """Start, serve until SIGTERM/SIGINT, then stop gracefully."""
+        """Start, serve until SIGTERM/SIGINT (SIGHUP reloads), then stop gracefully."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_soon)
         await self.start()
         try:
             await stop.wait()

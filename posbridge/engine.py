@@ -2,21 +2,31 @@
 
 Theory of operation
 -------------------
+0. **Plug-ins and rows.** The engine never names a provider nor an operation: a request's
+   row of :data:`~posbridge.operations.OPERATIONS` says which original it needs, its guard,
+   where its amount comes from and what its approval does to its original; the provider is
+   the terminal's, the original's, or the configured one that declares the operation, and its
+   :class:`~posbridge.providers.base.Capabilities` say what it can do (close, reverse, be
+   asked about an order by ``order_no``, look for a lost one).
 1. **Intent first.** A payment request becomes a ``pending`` row in the journal before any
    provider is called. The insert is idempotent by ``order_no``: the same parameters give
-   back the existing transaction, different ones are a conflict (1004). Refund and void
-   totals are checked in the same journal unit, so concurrent refunds cannot overshoot.
+   back the existing transaction, different ones are a conflict (1004). The row's guard runs
+   in the same journal unit (refundable totals, open holds, open batches), so concurrent
+   requests cannot both pass it.
 2. **One runner per live transaction.** A task creates the order at the provider and then
    reconciles: it polls with backoff, wakes up early on a notification or a cancel request,
    closes the order when it expires or is cancelled, and stops once the state is final.
    The runner never sends a second create for an order whose first create may have arrived:
    a lost answer (``OutcomeUnknown``) leads to a query, and only a provider that confirms it
-   has no such order gets the create again.
+   has no such order (and finds orders by ``order_no``) gets the create again. A provider
+   that addresses orders only by its own reference cannot be asked about a lost order: it
+   stays ``unknown`` and is looked for (:meth:`Provider.find_lost`), less and less often.
 3. **One door for state.** Responses, query results and notifications are all turned into a
-   :class:`~posbridge.lifecycle.Signal` and applied by :meth:`Engine._apply` in one journal
-   unit: the transition table decides, the row, its event (outbox) and — for a final state —
-   the batch assignment and the original's refunded amount are committed together. Duplicates
-   and stale reports change nothing.
+   :class:`~posbridge.lifecycle.Signal` (:func:`~posbridge.lifecycle.signal_for`: pure) and
+   applied by :meth:`Engine._apply` in one journal unit: the transition table decides, the
+   row, its event (outbox) and — for a final state — the batch assignment and the effect on
+   the original (refunded or completed amount) are committed together. Duplicates and stale
+   reports change nothing.
 4. **Recovery.** On start every non-final transaction gets a runner again; those that may
    never have reached the provider start with a query, not a create.
 
@@ -37,6 +47,8 @@ from typing import Any, Final
 
 import structlog
 
+from posbridge.audit import AuditEntry
+from posbridge.audit_log import append as append_audit
 from posbridge.errors import (
     NotificationRejected,
     OutcomeUnknown,
@@ -201,12 +213,14 @@ class Engine:
 
     # -- starting payments -------------------------------------------------------------
 
-    async def start(self, identity: str, req: PaymentRequest) -> TxnRecord:
+    async def start(self, identity: str, req: PaymentRequest, *,
+                    audit: AuditEntry | None = None) -> TxnRecord:
         """Record a register's request (idempotently by ``order_no``) and drive it.
 
         The operation is the row of :data:`~posbridge.operations.OPERATIONS` that ``req.method``
         starts for the original's kind; its provider, amount and defining fields follow from
-        that row. Bad input is refused before anything is recorded."""
+        that row. Bad input is refused before anything is recorded. ``audit`` (a privileged
+        operation's record) is appended in the unit that records the intent."""
         orig = await self.original(req.orig_order_no) if req.orig_order_no is not None else None
         op = row_for(req.method, orig.kind if orig is not None else None)
         if op is None:
@@ -227,7 +241,7 @@ class Engine:
                           exponent=orig.exponent, tip=self._tip(req, orig))
         rec = self._new(identity, op, provider, req.order_no, amount, currency, fields)
         provider.check(self._order_of(rec, orig))
-        return await self._start(rec, op)
+        return await self._start(rec, op, audit)
 
     def _no_row(self, method: str, orig: TxnRecord | None) -> RequestError:
         if orig is None:
@@ -355,7 +369,8 @@ class Engine:
                          expires_at=now + provider.caps.pacing.expires_s * 1000,
                          create_attempts=1, **fields)
 
-    async def _start(self, rec: TxnRecord, op: Operation) -> TxnRecord:
+    async def _start(self, rec: TxnRecord, op: Operation,
+                     audit: AuditEntry | None = None) -> TxnRecord:
         """Record the intent (idempotently) and make sure a runner drives it."""
 
         def unit(tx: JournalTx) -> tuple[TxnRecord, bool]:
@@ -366,6 +381,7 @@ class Engine:
                         1004, "order_no_conflict",
                         f"order_no {rec.order_no!r} was already used with other parameters",
                         field="order_no")
+                _audit(tx, audit, existing, at=rec.created_at, repeat=True)
                 return existing, False
             stored = rec
             if op.guard is not None:
@@ -373,6 +389,7 @@ class Engine:
                 stored = op.guard(tx, rec, orig) or rec
             tx.insert(stored)
             tx.emit(stored.identity, "transaction.updated", _updated(stored))
+            _audit(tx, audit, stored, at=stored.created_at)
             return stored, True
 
         committing = self.journal.submit(unit)
@@ -439,13 +456,15 @@ class Engine:
             if not watch.waiters:
                 self._watches.pop(order_no, None)
 
-    async def cancel(self, order_no: str, *, timeout_s: float | None = None) -> TxnRecord:
+    async def cancel(self, order_no: str, *, timeout_s: float | None = None,
+                     audit: AuditEntry | None = None) -> TxnRecord:
         """Ask for the payment to stop; the transaction once final.
 
         An order the terminal has already picked up cannot be withdrawn (a card provider
         closes only orders still waiting for the card): then the answer comes when the payment
         ends, at the latest once the order has expired and the provider confirmed it. So the
-        default wait runs to the order's expiry plus ``CANCEL_GRACE_S``.
+        default wait runs to the order's expiry plus ``CANCEL_GRACE_S``. ``audit`` (a manager's
+        close) is appended in the unit that records the cancel request.
         """
         rec = await self.get(order_no)
         if rec is None:
@@ -453,8 +472,8 @@ class Engine:
                                field="order_no")
         if rec.is_final:
             return rec
-        if not rec.cancel_requested:
-            await self._update(order_no, cancel_requested=True)
+        if not rec.cancel_requested or audit is not None:
+            await self._update(order_no, audit=audit, cancel_requested=True)
         self._kick(order_no)
         if timeout_s is None:
             left_s = max(0.0, (rec.expires_at - self._clock()) / 1000)
@@ -470,14 +489,15 @@ class Engine:
             rec = await self._reconcile_once(rec)
         return rec
 
-    async def acknowledge(self, order_no: str) -> TxnRecord:
-        """A manager reviewed a late approval: it leaves the attention list (state unchanged)."""
+    async def acknowledge(self, order_no: str, *, audit: AuditEntry | None = None) -> TxnRecord:
+        """A manager reviewed a late approval: it leaves the attention list (state unchanged);
+        ``audit`` is appended in the same unit."""
         rec = await self.get(order_no)
         if rec is None:
             raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}",
                                field="order_no")
         log.info("attention_acknowledged", order_no=order_no)
-        return await self._update(order_no, attention=None)
+        return await self._update(order_no, audit=audit, attention=None)
 
     async def query_now(self, order_no: str) -> TxnRecord:
         """Ask the provider at once (manager's "query now"); also for final transactions."""
@@ -924,8 +944,9 @@ class Engine:
             self._notify(new, step)
         return new
 
-    async def _update(self, order_no: str, **changes: Any) -> TxnRecord:
-        """Record bookkeeping fields (no state change, no event)."""
+    async def _update(self, order_no: str, *, audit: AuditEntry | None = None,
+                      **changes: Any) -> TxnRecord:
+        """Record bookkeeping fields (no state change, no event), and ``audit`` with them."""
         now = self._clock()
 
         def unit(tx: JournalTx) -> TxnRecord:
@@ -934,6 +955,9 @@ class Engine:
                 raise RequestError(1005, "original_not_found", f"no transaction {order_no!r}")
             new = dataclasses.replace(cur, **changes, updated_at=now)
             tx.update(new, old=cur)
+            if audit is not None:
+                append_audit(tx.conn, audit.about(order_no=order_no, terminal=cur.terminal_sn,
+                                                  state=cur.state.value), now)
             return new
 
         new = await self.journal.run(unit)
@@ -1041,6 +1065,17 @@ def _amount_agrees(rec: TxnRecord, report: ProviderReport) -> bool:
     if rec.kind is TxnKind.VOID:
         return 0 < reported <= rec.amount
     return reported in (rec.amount, rec.amount + rec.tip)
+
+
+def _audit(tx: JournalTx, entry: AuditEntry | None, rec: TxnRecord, *, at: int,
+           repeat: bool = False) -> None:
+    """Append a privileged operation's record, naming the transaction it recorded."""
+    if entry is None:
+        return
+    append_audit(tx.conn, entry.about(
+        order_no=rec.order_no, terminal=rec.terminal_sn, kind=rec.kind.value,
+        orig_order_no=rec.orig_order_no, amount=rec.amount, tip=rec.tip or None,
+        currency=rec.currency, repeat=repeat or None), at)
 
 
 def _updated(rec: TxnRecord) -> dict[str, object]:

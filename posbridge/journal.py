@@ -191,6 +191,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Cash back handed out with a sale; what a pre-authorisation's completion captured.
     3: ("ALTER TABLE transactions ADD COLUMN cashback INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE transactions ADD COLUMN completed_amount INTEGER NOT NULL DEFAULT 0"),
+    # The audit trail (posbridge.audit: one chained record per privileged action), and a
+    # batch's totals as they were when it closed (pruned transactions leave them as they were).
+    4: ("CREATE TABLE audit (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL,"
+        " peer TEXT NOT NULL, action TEXT NOT NULL, order_no TEXT, terminal TEXT,"
+        " outcome TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '{}', prev_hash TEXT NOT NULL,"
+        " hash TEXT NOT NULL)",
+        "CREATE TABLE batch_totals (terminal_sn TEXT NOT NULL, batch_no INTEGER NOT NULL,"
+        " totals TEXT NOT NULL, PRIMARY KEY (terminal_sn, batch_no)) WITHOUT ROWID"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -5,9 +5,11 @@ returns the problems it finds as readable lines; an empty list means the journal
 
 * SQLite's own ``integrity_check`` passes;
 * every transaction row has an order number of the ECR's shape, a known kind and state,
-  positive integer amounts (a tip and refunded amount of zero or more, never more refunded
-  than captured), a currency code, a fingerprint that is a JSON object, and times in order
-  (created <= updated, created <= expires); a void or refund names an original that exists;
+  positive integer amounts (a tip and refunded amount of zero or more), a currency code, a
+  fingerprint that is a JSON object, and times in order (created <= updated, created <=
+  expires); a void or refund names an original that exists;
+* the approved voids and refunds of an original never return more than it captured: its
+  amount, its tip as adjusted by approved tip adjustments, and its cash back;
 * every event has a known method and a JSON object as params (whose ``seq``, when it has
   one, is the row's); a ``transaction.updated`` carries a transaction whose order number is
   in the journal; the ``seq`` values of each identity are contiguous;
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Final
 
 from posbridge.lifecycle import State
+from posbridge.operations import OPERATIONS
 from posbridge.providers.base import TxnKind
 from posbridge.records import Attention, BatchState
 
@@ -39,6 +42,10 @@ _STATES: Final = frozenset(s.value for s in State)
 _ATTENTION: Final = frozenset(a.value for a in Attention)
 _BATCH_STATES: Final = frozenset(s.value for s in BatchState)
 _CHILD_KINDS: Final = frozenset({"void", "refund", "qr_refund"})
+#: The kinds that return an original's money, and those that change its tip.
+_RETURN_KINDS: Final = tuple(op.kind.value for op in OPERATIONS.values()
+                             if op.on_original == "refunded")
+_TIP_KINDS: Final = (TxnKind.TIP_ADJUST.value,)
 # At most this many problems are listed (a broken journal would otherwise list every row).
 MAX_PROBLEMS: Final = 50
 
@@ -73,6 +80,7 @@ def _all_problems(conn: sqlite3.Connection) -> Iterator[str]:
     for order_no, orig in children:
         if orig not in orders:
             yield f"transaction {order_no}: original {orig!r} is not in the journal"
+    yield from _return_problems(conn)
     yield from _event_problems(conn, orders)
     for row in conn.execute("SELECT * FROM batches"):
         where = f"batch {row['terminal_sn']}/{row['batch_no']}"
@@ -99,8 +107,8 @@ def _transaction_problems(row: sqlite3.Row) -> Iterator[str]:
         yield f"{where}: amount {amount!r} is not a positive integer"
     elif not _integer(tip) or tip < 0:
         yield f"{where}: tip {tip!r} is not an integer of zero or more"
-    elif not _integer(refunded) or not 0 <= refunded <= amount + tip:
-        yield f"{where}: refunded_amount {refunded!r} is outside 0..amount+tip"
+    elif not _integer(refunded) or refunded < 0:
+        yield f"{where}: refunded_amount {refunded!r} is not an integer of zero or more"
     if not isinstance(row["currency"], str) or CURRENCY.fullmatch(row["currency"]) is None:
         yield f"{where}: currency {row['currency']!r} is not a currency code"
     if not _json_object(row["fingerprint"]):
@@ -115,6 +123,25 @@ def _transaction_problems(row: sqlite3.Row) -> Iterator[str]:
         yield f"{where}: unknown attention {row['attention']!r}"
     if row["kind"] in _CHILD_KINDS and not row["orig_order_no"]:
         yield f"{where}: a {row['kind']} without its original"
+
+
+def _return_problems(conn: sqlite3.Connection) -> Iterator[str]:
+    """Originals whose approved voids and refunds return more than they captured."""
+    returns, tips = ",".join("?" * len(_RETURN_KINDS)), ",".join("?" * len(_TIP_KINDS))
+    approved = ("SELECT COALESCE(SUM(c.amount), 0) FROM transactions AS c"
+                " WHERE c.orig_order_no = o.order_no AND c.state = 'approved' AND c.kind IN")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(transactions)")}
+    cashback = "o.cashback" if "cashback" in columns else "0"  # a file older than schema 3
+    sql = (f"SELECT o.order_no, o.amount, o.tip, {cashback}, ({approved} ({returns})),"  # noqa: S608 (a fixed column name and ? placeholders are formatted in)
+           f" ({approved} ({tips})) FROM transactions AS o WHERE EXISTS (SELECT 1"
+           " FROM transactions AS c WHERE c.orig_order_no = o.order_no AND c.state = 'approved'"
+           f" AND c.kind IN ({returns}))")
+    args = (*_RETURN_KINDS, *_TIP_KINDS, *_RETURN_KINDS)
+    for order_no, amount, tip, cashback, returned, tip_changes in conn.execute(sql, args):
+        captured = amount + tip + tip_changes + cashback
+        if returned > captured:
+            yield (f"transaction {order_no!r}: its approved voids and refunds return {returned},"
+                   f" more than it captured ({captured})")
 
 
 def _event_problems(conn: sqlite3.Connection, orders: set[str]) -> Iterator[str]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
+from posbridge.audit import BATCH_CLOSE, AuditEntry, target
+from posbridge.audit_log import AuditTrail, outcome_of
 from posbridge.ecr import protocol as proto
 from posbridge.ecr.params import parse_params
 from posbridge.engine import Engine, PaymentRequest
@@ -24,6 +26,13 @@ from posbridge.views import event_view, rfc3339, txn_view
 
 # The protocol's role table and the operations table agree on every operation's role.
 assert all(proto.METHOD_ROLES[op.method] == op.role for op in OPERATIONS.values())
+
+#: The register methods that are privileged actions, each leaving one audit record: the
+#: operations whose row needs the manager role, and closing a batch.
+AUDITED: Final = frozenset(
+    {op.method for op in OPERATIONS.values() if op.role == "manager"} | {BATCH_CLOSE})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +69,10 @@ class Methods:
         pin_checker: PinCheck | None,
         batches: Any | None = None,
         terminal_views: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.engine = engine
+        self.audit = audit
         self.max_amount = max_amount
         self.pin_checker = pin_checker
         self.batches = batches
@@ -92,8 +103,17 @@ class Methods:
         if handler is None:
             raise RequestError(-32601, "method_not_found", f"no method {method!r}",
                                field="method")
-        parsed = parse_params(method, params, max_amount=self.max_amount)
-        await self._authorize(caller, method, parsed)
+        try:
+            parsed = parse_params(method, params, max_amount=self.max_amount)
+            await self._authorize(caller, method, parsed)
+        except RequestError as exc:
+            # A privileged request refused before its handler ran (unreadable, no role, a wrong
+            # PIN) is recorded here; the handlers record the rest.
+            if self.audit is not None and method in AUDITED:
+                named = params if isinstance(params, dict) else {}
+                entry = _entry(caller, method, named, pin_given="manager_pin" in named)
+                await self.audit.record(entry.ended(outcome_of(exc)))
+            raise
         return await handler(caller, parsed)
 
     async def _authorize(self, caller: Caller, method: str, parsed: Any) -> None:
@@ -170,7 +190,9 @@ class Methods:
     async def _pay(self, caller: Caller, p: Any, req: PaymentRequest) -> object:
         """Start an operation; answer as its ``wait`` asks (a QR payment with ``wait: false``
         answers once its QR exists)."""
-        rec = await self.engine.start(caller.name, req)
+        rec = await self._audited(
+            caller, req.method, p, {"order_no": req.order_no, "orig_order_no": req.orig_order_no},
+            lambda entry: self.engine.start(caller.name, req, audit=entry))
         if not p.wait and rec.kind in QR_KINDS:
             return txn_view(await self._until_shown(rec))
         return await self._answer(rec, p.wait, p.timeout_s)
@@ -216,8 +238,20 @@ class Methods:
     async def batch_close(self, caller: Caller, p: Any) -> object:
         if self.batches is None:
             raise RequestError(1010, "not_allowed", "batches are not enabled")
-        result: object = await self.batches.close(p.terminal, identity=caller.name)
+        batches = self.batches
+        result: object = await self._audited(
+            caller, BATCH_CLOSE, p, {"terminal": p.terminal},
+            lambda entry: batches.close(p.terminal, identity=caller.name, audit=entry))
         return result
+
+    async def _audited(self, caller: Caller, method: str, p: Any, named: dict[str, Any],
+                       action: Callable[[AuditEntry | None], Awaitable[T]]) -> T:
+        """Run ``action``, which records a privileged method's audit entry in its own unit;
+        a refusal or failure before that is recorded on its own."""
+        if self.audit is None or method not in AUDITED:
+            return await action(None)
+        pin_given = getattr(p, "manager_pin", None) is not None
+        return await self.audit.around(_entry(caller, method, named, pin_given=pin_given), action)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -236,9 +270,23 @@ class Methods:
 
     async def _until_shown(self, rec: TxnRecord) -> TxnRecord:
         """For a QR payment with ``wait: false``: answer once the QR exists (or it failed)."""
+        # An order whose answer was lost (unknown) has no QR to show yet: it answers at once.
         return await self.engine.wait_until(
-            rec.order_no, lambda r: bool(r.qr_deeplink) or r.is_final or _unreachable(r),
-            QR_SHOWN_WAIT_S)
+            rec.order_no, lambda r: bool(r.qr_deeplink) or r.is_final or _unreachable(r)
+            or r.state is State.UNKNOWN, QR_SHOWN_WAIT_S)
+
+
+def _entry(caller: Caller, method: str, named: dict[Any, Any], *,
+           pin_given: bool) -> AuditEntry:
+    """The audit entry of a privileged request: who, from where, what it names, and how it
+    claims its right (the register's role, or a manager PIN, which is never recorded)."""
+    authorised_by = "role" if caller.role == "manager" else (
+        "manager_pin" if pin_given else "none")
+    return AuditEntry(
+        actor=caller.name, peer=caller.peer, action=method,
+        order_no=target(named.get("order_no")), terminal=target(named.get("terminal")),
+        detail={"authorised_by": authorised_by}).about(
+            orig_order_no=target(named.get("orig_order_no")))
 
 
 def _now_rfc3339() -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -105,6 +105,7 @@ class EcrServer:
         self.ssl_context = ssl_context
         self._server: Server | None = None
         self._pre_auth: dict[int, Caller] = {}
+        self._conns: set[EcrConnection] = set()
         self._on_connections = on_connections
         self._on_request = on_request
         self._accepting = True
@@ -134,6 +135,16 @@ class EcrServer:
         self._accepting = False
         if self._server is not None:
             self._server.server.close()
+
+    async def disconnect(self, names: Collection[str], reason: str) -> int:
+        """Close the live connections of the registers ``names`` (code 4401, as for a wrong
+        token): they must authenticate again. How many were closed."""
+        closing = [c for c in self._conns if c.caller.name in names]
+        for conn in closing:
+            conn.log.info("register_disconnected_by_bridge", reason=reason)
+        await asyncio.gather(*(c.ws.close(CLOSE_UNAUTHORIZED, reason) for c in closing),
+                             return_exceptions=True)
+        return len(closing)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -171,6 +182,7 @@ class EcrServer:
         conn = EcrConnection(ws, caller)
         conn.log.info("register_connected")
         self.hub.add(conn)
+        self._conns.add(conn)
         self._count()
         pump = asyncio.create_task(conn.pump())
         in_flight: set[asyncio.Task[None]] = set()
@@ -187,6 +199,7 @@ class EcrServer:
             pass
         finally:
             self.hub.remove(conn)
+            self._conns.discard(conn)
             self._count()
             # Requests already running finish on their own: their effects are in the
             # journal and the register learns them by replay.

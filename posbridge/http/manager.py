@@ -21,7 +21,17 @@ Routes (all under ``/manager``, the session cookie's path):
                               still the open one (a repeated or stale form closes nothing)
 ``/manager/tip``       POST   ``order_no``, ``tip``: set a new total tip on an approved sale or
                               completion of an open batch (a ``tip.adjust`` of the manager)
+``/manager/audit``     GET    the audit trail, newest first, filtered by ``action``, ``actor``
+                              and ``q`` (order number or terminal); ``verify=1`` checks the
+                              whole chain
 ====================== ====== ===========================================================
+
+Each login, each wrong PIN, each batch close, tip adjustment, "close at provider" and "mark
+reviewed" is an audit record (:mod:`posbridge.audit_log`) whose actor is the page's session,
+``manager:<label>`` (a short random label of its own, not the session id), or ``manager`` before
+a login. A login refused during a PIN lock-out is recorded once per address and lock-out (those
+attempts are not slowed down, and must not fill the journal); an empty PIN, or a page without a
+configured PIN, checks no PIN and leaves no record.
 
 Security:
 
@@ -49,9 +59,24 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
+from posbridge.audit import (
+    BATCH_CLOSE,
+    MANAGER_LOGIN,
+    TXN_CLOSE,
+    TXN_REVIEW,
+    AuditEntry,
+    AuditRecord,
+    ChainBreak,
+    ChainHead,
+    manager_actor,
+    refused,
+    target,
+    verify_chain,
+)
+from posbridge.audit_log import AuditQuery, AuditTrail, actions, all_records, select
 from posbridge.batches import Batches
 from posbridge.config import Config
-from posbridge.engine import Engine, PaymentRequest
+from posbridge.engine import Engine, PaymentRequest, TerminalInfo
 from posbridge.errors import RequestError
 from posbridge.journal import Journal, TxnQuery
 from posbridge.lifecycle import State
@@ -71,6 +96,7 @@ class ManagerHost(Protocol):
     engine: Engine
     batches: Batches
     pins: PinChecker | None
+    audit: AuditTrail
 
     async def terminal_views(self) -> list[dict[str, Any]]: ...
 
@@ -86,6 +112,11 @@ LOGIN = "/manager/login"
 SEARCH_MAX = 64
 LIST_LIMIT = 200
 CLOSE_WAIT_S = 10.0
+AUDIT = "/manager/audit"
+AUDIT_LIMIT = 200
+#: At most this many addresses' locked-out logins are recorded in one lock-out.
+LOCKED_OUT_NOTED = 4096
+TIP_ADJUST = OPERATIONS[TxnKind.TIP_ADJUST].method
 
 
 @dataclass
@@ -93,6 +124,12 @@ class Session:
     csrf: str
     last_seen: float
     flash: tuple[str, bool] | None = None  # (text, is_error), shown once on the next page
+    #: names the session in the audit trail (random; the session id itself is a credential)
+    label: str = ""
+
+    def entry(self, action: str, peer: str | None) -> AuditEntry:
+        """An audit entry of this session's ``action`` from ``peer``."""
+        return AuditEntry(actor=manager_actor(self.label), peer=peer or "?", action=action)
 
 
 class Sessions:
@@ -111,7 +148,8 @@ class Sessions:
             oldest = min(self._sessions, key=lambda k: self._sessions[k].last_seen)
             del self._sessions[oldest]
         sid = secrets.token_urlsafe(32)
-        session = Session(csrf=secrets.token_urlsafe(32), last_seen=self._clock())
+        session = Session(csrf=secrets.token_urlsafe(32), last_seen=self._clock(),
+                          label=secrets.token_hex(4))
         self._sessions[sid] = session
         return sid, session
 
@@ -159,6 +197,7 @@ button.danger{background:#b3261e;color:#fff;border:0;border-radius:4px;padding:.
 .flash{padding:.6em;border-radius:6px;background:#e8f0fe;margin-bottom:1em}
 .flash.error{background:#fce8e6;color:#8c1d18}
 input[type=search]{padding:.3em;width:16em} form.inline{display:inline}
+td.when{white-space:nowrap}
 """
 
 HEADERS = {
@@ -177,7 +216,8 @@ def page(title: str, body: str, *, csrf: str | None = None,
     """A whole page; with ``csrf`` (logged in) the header has Refresh and Log out."""
     nav = ""
     if csrf is not None:
-        nav = (f'<nav><a href="{PAGE}">Refresh</a> '
+        nav = (f'<nav><a href="{PAGE}">Refresh</a> <a href="{AUDIT}" id="audit-link">Audit '
+               "trail</a> "
                f'<form method="post" action="/manager/logout" class="inline">'
                f'{_hidden("csrf", csrf)}<button id="logout">Log out</button></form></nav>')
     note = ""
@@ -358,6 +398,71 @@ def transactions_section(items: list[TxnRecord], search: str, names: Mapping[str
             f'<p id="shown"><small>{shown}</small></p></section>')
 
 
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """The audit page's filter as typed (empty: no filter)."""
+
+    action: str = ""
+    actor: str = ""
+    search: str = ""
+
+
+def _outcome(outcome: str) -> str:
+    kind = "ok" if outcome == "ok" else "bad"
+    return f'<span class="{kind}">{_e(outcome)}</span>'
+
+
+def _detail(detail: Mapping[str, object]) -> str:
+    return "; ".join(f"{_e(k)}: {_e(v)}" for k, v in sorted(detail.items()))
+
+
+def _verdict(verdict: ChainHead | ChainBreak | None) -> str:
+    if verdict is None:
+        return (f'<p id="chain"><a href="{AUDIT}?verify=1" id="verify">Verify the chain</a> '
+                "<small class=\"muted\">(every record's hash; also <code>posbridge audit "
+                "verify</code>)</small></p>")
+    if isinstance(verdict, ChainHead):
+        return (f'<p id="chain" class="ok">The chain is whole: {verdict.seq} records, head '
+                f"<code>{_e(verdict)}</code>.</p>")
+    return f'<p id="chain" class="bad">The chain is broken at {_e(verdict)}.</p>'
+
+
+def audit_section(records: list[AuditRecord], choices: list[str], wanted: AuditFilter,
+                  verdict: ChainHead | ChainBreak | None) -> str:
+    """The audit trail, newest first, with its filter form."""
+    options = "".join(
+        f'<option value="{_e(a)}"{" selected" if a == wanted.action else ""}>{_e(a)}</option>'
+        for a in ["", *choices])
+    rows = "".join(
+        f'<tr data-seq="{rec.seq}" data-action="{_e(rec.action)}">'
+        f'<td class="num">{rec.seq}</td>'
+        f'<td class="when" title="{_e(rfc3339(rec.at))}">{_e(_local_time(rec.at))}</td>'
+        f'<td class="actor">{_e(rec.actor)}</td><td>{_e(rec.peer)}</td>'
+        f"<td>{_e(rec.action)}</td><td>{_e(rec.order_no)}"
+        f"{'<br>' if rec.order_no and rec.terminal else ''}"
+        f'<small class="muted">{_e(rec.terminal)}</small></td>'
+        f'<td class="outcome">{_outcome(rec.outcome)}</td>'
+        f"<td><small>{_detail(rec.detail)}</small></td></tr>" for rec in reversed(records))
+    shown = (f"{len(records)} shown" + (" (the most recent)" if len(records) >= AUDIT_LIMIT
+                                       else "")) if records else "No record matches."
+    return (
+        '<section id="audit"><h2>Audit trail</h2>'
+        f'<form method="get" action="{AUDIT}" role="search"><label>Action '
+        f'<select name="action" id="action">{options}</select></label> '
+        f'<label>Actor <input type="search" name="actor" id="actor" value="{_e(wanted.actor)}" '
+        f'maxlength="{SEARCH_MAX}" placeholder="register or manager:…"></label> '
+        f'<label>Order or terminal <input type="search" name="q" id="q" '
+        f'value="{_e(wanted.search)}" maxlength="{SEARCH_MAX}"></label> '
+        f'<button id="filter">Filter</button> <a href="{AUDIT}">Clear</a></form>'
+        f"{_verdict(verdict)}<table><tr><th>#</th><th>Time</th><th>Who</th><th>From</th>"
+        f"<th>Action</th><th>Order / terminal</th><th>Outcome</th><th>Detail</th></tr>{rows}"
+        f'</table><p id="shown"><small>{shown}</small></p></section>')
+
+
+def _local_time(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
 def confirm_body(term: Mapping[str, Any], batch: Mapping[str, Any], csrf: str) -> str:
     count = batch.get("count", 0)
     return (
@@ -412,13 +517,15 @@ async def read_form(request: web.Request) -> Mapping[str, Any] | None:
         return None
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Action = Callable[[Any], Awaitable[tuple[str, bool]]]
+#: A POST's action: (form, the session, the peer's address) -> (flash text, is_error)
+Action = Callable[[Any, Session, str | None], Awaitable[tuple[str, bool]]]
 
 
 def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
     sessions = Sessions()
     secure = daemon.config.bridge.tls_cert_file is not None
     batch_lock = asyncio.Lock()  # one manager close at a time: the batch-number check holds
+    locked_out_noted: set[str] = set()  # peers whose login was recorded in this lock-out
 
     def session_of(request: web.Request) -> Session | None:
         return sessions.get(request.cookies.get(COOKIE))
@@ -462,18 +569,30 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
                                "manager page is disabled.", True), status=503)
         locked_text = ("Too many wrong PINs: login is locked for a few minutes. "
                        "Try again later.", True)
+        attempt = AuditEntry(actor=manager_actor(None), peer=peer, action=MANAGER_LOGIN)
         if checker.locked:
             log.warning("manager_login_locked_out", peer=peer)
+            if peer not in locked_out_noted and len(locked_out_noted) < LOCKED_OUT_NOTED:
+                locked_out_noted.add(peer)
+                await daemon.audit.record(attempt.ended(refused("PIN checks are locked out")))
             return login_page(locked_text, status=429)
+        locked_out_noted.clear()
         if not pin:
             return login_page(("Enter the manager PIN.", True), status=401)
         if not await checker.check(pin, peer=peer):
             log.warning("manager_login_failed", peer=peer)
+            await daemon.audit.record(attempt.ended(refused("wrong PIN")).about(
+                locked_out=checker.locked or None))
             if checker.locked:
+                locked_out_noted.add(peer)
                 return login_page(locked_text, status=429)
             return login_page(("Wrong PIN. Repeated wrong PINs are slowed down, then locked "
                                "out.", True), status=401)
-        sid, _session = sessions.create()
+        sid, session = sessions.create()
+        if await daemon.audit.record(session.entry(MANAGER_LOGIN, peer)) is None:
+            sessions.drop(sid)  # a privileged session that the trail cannot show is not opened
+            return login_page(("The journal cannot record the login right now; try again.",
+                               True), status=503)
         log.info("manager_login", peer=peer)
         resp = see_other(PAGE)
         # No max-age: a browser-session cookie; the server ends idle sessions.
@@ -511,7 +630,7 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
             if session is None:
                 return forbidden()
             try:
-                session.flash = await action(form)
+                session.flash = await action(form, session, request.remote)
             except RequestError as exc:
                 session.flash = (exc.message, True)
             return see_other(PAGE)
@@ -530,7 +649,7 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
         resp.del_cookie(COOKIE, path=PAGE)
         return resp
 
-    async def query_now(form: Any) -> tuple[str, bool]:
+    async def query_now(form: Any, _session: Session, _peer: str | None) -> tuple[str, bool]:
         order_no = str(form.get("order_no", ""))
         rec = await daemon.engine.query_now(order_no)
         text = f"Asked the provider about {order_no}: {rec.state.value}."
@@ -540,28 +659,41 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
             text += " It still needs your review (Mark reviewed)."
         return text, False
 
-    async def close_txn(form: Any) -> tuple[str, bool]:
+    async def close_txn(form: Any, session: Session, peer: str | None) -> tuple[str, bool]:
         order_no = str(form.get("order_no", ""))
-        rec = await daemon.engine.get(order_no)
-        if rec is None:
-            return f"No transaction {order_no}.", True
-        if rec.attention is not None:
-            rec = await daemon.engine.acknowledge(order_no)
-            log.info("manager_reviewed", order_no=order_no)
+        found = await daemon.engine.get(order_no)
+        review = found is not None and found.attention is not None
+        entry = session.entry(TXN_REVIEW if review else TXN_CLOSE, peer).about(
+            order_no=target(order_no))
+
+        async def close_or_review(audit: AuditEntry) -> TxnRecord:
+            if found is None:
+                raise RequestError(1005, "original_not_found", f"No transaction {order_no}.")
+            if review:
+                rec = await daemon.engine.acknowledge(order_no, audit=audit)
+                log.info("manager_reviewed", order_no=order_no)
+                return rec
+            if found.is_final:
+                raise RequestError(1010, "not_allowed", f"{order_no} is already "
+                                                        f"{found.state.value}: nothing to close.")
+            return await daemon.engine.cancel(order_no, timeout_s=CLOSE_WAIT_S, audit=audit)
+
+        rec = await daemon.audit.around(entry, close_or_review)
+        if review:
             return f"{order_no} marked as reviewed (it stays {rec.state.value}).", False
-        if rec.is_final:
-            return f"{order_no} is already {rec.state.value}: nothing to close.", True
-        rec = await daemon.engine.cancel(order_no, timeout_s=CLOSE_WAIT_S)
         if not rec.is_final:
             return f"Close sent for {order_no}; it is still {rec.state.value}.", False
         return f"{order_no} closed at the provider: {rec.state.value}.", False
 
-    async def adjust_tip(form: Any) -> tuple[str, bool]:
+    async def adjust_tip(form: Any, session: Session, peer: str | None) -> tuple[str, bool]:
         orig = str(form.get("order_no", ""))
         tip = str(form.get("tip", "")).strip()
         order_no = tip_adjust_order_no()
-        rec = await daemon.engine.start("manager", PaymentRequest(
-            method="tip.adjust", order_no=order_no, orig_order_no=orig, tip_text=tip))
+        entry = session.entry(TIP_ADJUST, peer).about(order_no=order_no,
+                                                      orig_order_no=target(orig))
+        rec = await daemon.audit.around(entry, lambda audit: daemon.engine.start(
+            "manager", PaymentRequest(method=TIP_ADJUST, order_no=order_no, orig_order_no=orig,
+                                      tip_text=tip), audit=audit))
         log.info("manager_tip_adjust", order_no=order_no, orig_order_no=orig)
         rec = await daemon.engine.wait_final(rec.order_no, CLOSE_WAIT_S)
         if rec.state is State.APPROVED:
@@ -584,16 +716,25 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
         view = {"sn": term.sn, "name": term.name}
         return page("close batch", confirm_body(view, batch, session.csrf), csrf=session.csrf)
 
-    async def close_batch(form: Any) -> tuple[str, bool]:
-        term = daemon.engine.terminal(str(form.get("terminal", "")))
+    async def close_batch(form: Any, session: Session, peer: str | None) -> tuple[str, bool]:
+        terminal = str(form.get("terminal", ""))
         wanted = str(form.get("batch_no", ""))
-        async with batch_lock:
-            [current] = await daemon.batches.status(term.sn)
-            if str(current["batch_no"]) != wanted:
-                return (f"Nothing closed: batch {wanted or '?'} of {term.name} is not the open "
-                        f"batch (batch {current['batch_no']} is open).", True)
-            log.info("manager_batch_close", terminal=term.sn, batch_no=wanted)
-            batch = await daemon.batches.close(term.sn, identity="manager")
+        entry = session.entry(BATCH_CLOSE, peer).about(terminal=target(terminal))
+
+        async def close(audit: AuditEntry) -> tuple[TerminalInfo, dict[str, Any]]:
+            term = daemon.engine.terminal(terminal)
+            async with batch_lock:
+                [current] = await daemon.batches.status(term.sn)
+                if str(current["batch_no"]) != wanted:
+                    raise RequestError(
+                        1010, "not_allowed",
+                        f"Nothing closed: batch {wanted or '?'} of {term.name} is not the open "
+                        f"batch (batch {current['batch_no']} is open).")
+                log.info("manager_batch_close", terminal=term.sn, batch_no=wanted)
+                return term, await daemon.batches.close(term.sn, identity="manager",
+                                                        audit=audit)
+
+        term, batch = await daemon.audit.around(entry, close)
         diff = batch.get("discrepancy")
         if isinstance(diff, Mapping) and diff:
             return (f"Batch {batch['batch_no']} of {term.name} closed, with a DISCREPANCY "
@@ -601,8 +742,27 @@ def manager_routes(daemon: ManagerHost) -> list[web.RouteDef]:
         return (f"Batch {batch['batch_no']} of {term.name} closed; the totals agree with the "
                 "provider.", False)
 
+    async def audit_page(request: web.Request) -> web.StreamResponse:
+        session = session_of(request)
+        if session is None:
+            return see_other(LOGIN)
+        q = request.query
+        wanted = AuditFilter(action=q.get("action", "")[:SEARCH_MAX].strip(),
+                             actor=q.get("actor", "")[:SEARCH_MAX].strip(),
+                             search=q.get("q", "")[:SEARCH_MAX].strip())
+        query = AuditQuery(action=wanted.action or None, actor=wanted.actor or None,
+                           search=wanted.search or None, limit=AUDIT_LIMIT)
+        records, choices = await daemon.journal.read(
+            lambda r: (select(r.conn, query), actions(r.conn)))
+        verdict = None
+        if q.get("verify") == "1":
+            verdict = await daemon.journal.read(lambda r: verify_chain(all_records(r.conn)))
+        body = audit_section(records, choices, wanted, verdict)
+        return page("audit trail", body, csrf=session.csrf)
+
     return [
         web.get(PAGE, index),
+        web.get(AUDIT, audit_page),
         web.get(LOGIN, login_form),
         web.post(LOGIN, login),
         web.post("/manager/logout", logout),

@@ -402,6 +402,9 @@ class CodePaySimulator:
         self.closed_status = TransStatus.CANCELLED
         # Some gateways add an error code to such a status 1 (code, message): a test sets it.
         self.closed_error: tuple[str, str] | None = None
+        # How long past ``expires`` the gateway waits before it closes an order itself; a
+        # test sets it to leave the close to the bridge (which closes at ``expires``).
+        self.expiry_grace_s = 0.0
         self._online: dict[str, bool] = {}
         self._batches: dict[str, _Batch] = {}
         self._by_trans_no: dict[str, SimOrder] = {}
@@ -1011,7 +1014,7 @@ class CodePaySimulator:
         return True
 
     async def _expire(self, order: SimOrder) -> None:
-        await _sleep_until(order.started + order.expires_s)
+        await _sleep_until(order.started + order.expires_s + self.expiry_grace_s)
         self._expired(order)
 
     def _expired(self, order: SimOrder) -> None:

@@ -31,6 +31,10 @@ The customer side: :meth:`OPaySimulator.pay` (``scan_and_pay`` for the sandbox d
 ``notifyPage`` every ``notify_interval_s`` until it is answered ``success`` (at most
 ``notify_attempts`` times); :meth:`OPaySimulator.fail` does the same with a failed payment.
 
+Memory is bounded for long runs: :attr:`requests` and :attr:`callbacks` keep their newest
+``keep`` entries, and once more than ``keep`` orders are known the oldest settled ones are
+forgotten (never one still pending payment).
+
 For tests it records every opened request (:attr:`requests`, :meth:`count`) and injects
 failures: :meth:`fail_next` (a refusal without processing), :meth:`drop_next_response`
 (processed, never answered), :meth:`sign_with_wrong_key_next`.
@@ -67,6 +71,7 @@ from posbridge.providers.opay.envelope import (
 )
 from posbridge.sandbox.base import BridgePacing, SandboxKeys, SandboxSpec, SimPacing
 from posbridge.sandbox.httpsim import HttpSimulator, SimulatorError
+from posbridge.sandbox.recent import Recent
 
 __all__ = ["BEHAVIOURS", "SANDBOX", "Behaviour", "Code", "OPaySimulator", "SimOrder",
            "SimulatorError", "behaviour_for"]
@@ -172,8 +177,11 @@ class OPaySimulator(HttpSimulator):
         notify_interval_s: float = 1.0,
         notify_attempts: int = 20,
         approve_delay_s: float = 1.0,
+        keep: int = 10_000,
     ) -> None:
         super().__init__()
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
         self.approve_delay_s = approve_delay_s
         self.app_id = app_id
         self._platform_key = platform_key
@@ -187,9 +195,13 @@ class OPaySimulator(HttpSimulator):
         """The platform's time zone (hours east of UTC) for the statement's days."""
         self.statement_order_num = False
         """Whether statement lines carry ``orderNum`` (the API reference lists none)."""
-        self.orders: dict[str, SimOrder] = {}  # by orderNum
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.callbacks: list[tuple[str, dict[str, Any], str]] = []  # (url, params, answer)
+        self.keep = keep
+        self.orders: dict[str, SimOrder] = {}  # by orderNum, oldest first
+        self.requests: Recent[tuple[str, dict[str, Any]]] = Recent(keep)
+        # (url, params, answer)
+        self.callbacks: Recent[tuple[str, dict[str, Any], str]] = Recent(keep)
+        self.orders_created = 0
+        self.orders_forgotten = 0
         self._by_app_order: dict[str, SimOrder] = {}
         self._numbers = itertools.count(1_000_000_001)
 
@@ -221,9 +233,26 @@ class OPaySimulator(HttpSimulator):
         return {"creates": methods.count("createThirdOrder"), "methods": methods}
 
     def totals(self) -> dict[str, int]:
-        """Counts since the start: requests received, orders created, orders kept now."""
-        return {"requests": len(self.requests), "orders": len(self.orders),
-                "kept": len(self.orders)}
+        """Counts since the start: requests received, orders created and forgotten, orders
+        kept now, callbacks POSTed (each attempt)."""
+        return {"requests": self.requests.appended, "orders": self.orders_created,
+                "forgotten": self.orders_forgotten, "kept": len(self.orders),
+                "callbacks": self.callbacks.appended}
+
+    def _forget_old(self) -> None:
+        """Forget the oldest settled orders (paid, failed, closed) while more than
+        :attr:`keep` are known; a pending one stays (its customer may still pay)."""
+        excess = len(self.orders) - self.keep
+        for order_num in list(self.orders):
+            if excess <= 0:
+                return
+            order = self.orders[order_num]
+            if order.status == "1":
+                continue
+            del self.orders[order_num]
+            self._by_app_order.pop(order.app_order_id, None)
+            self.orders_forgotten += 1
+            excess -= 1
 
     def recent_orders(self) -> list[dict[str, Any]]:
         """The orders, oldest first: ``order_no`` (appOrderId), ``status`` (orderStatus),
@@ -397,6 +426,8 @@ class OPaySimulator(HttpSimulator):
         order.behaviour = behaviour_for(order.amount)
         self.orders[order.order_num] = order
         self._by_app_order[order.app_order_id] = order
+        self.orders_created += 1
+        self._forget_old()
         if order.behaviour is not Behaviour.WAIT_FOR_SCAN:
             self._spawn(self._course(order))
         return {"orderNum": order.order_num}

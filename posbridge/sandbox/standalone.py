@@ -15,12 +15,14 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from posbridge import aio, logs
-from posbridge.sandbox.runtime import Simulators, ensure_keys, start_simulators
+
+if TYPE_CHECKING:  # aiohttp and the simulators load when the command runs, not for --help
+    from aiohttp import web
+
+    from posbridge.sandbox.runtime import Simulators
 
 
 def register_commands(sub: Any) -> None:
@@ -54,6 +56,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _admin_app(sims: Simulators) -> web.Application:
+    from aiohttp import web
+
     async def stats(request: web.Request) -> web.Response:
         order_no = request.query.get("order_no", "")
         return web.json_response({"order_no": order_no, **{
@@ -72,6 +76,10 @@ def _admin_app(sims: Simulators) -> web.Application:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from posbridge.sandbox.runtime import ensure_keys, start_simulators
+
     keys = await asyncio.to_thread(ensure_keys, args.data_dir)
     sims = await start_simulators(keys, approve_delay_s=args.approve_delay,
                                   notify_interval_s=args.notify_interval)

@@ -113,3 +113,26 @@ async def test_an_upgrade_that_fails_leaves_the_file_at_its_version(
     assert _rows(old_journal, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     columns = {row[1] for row in _rows(old_journal, "PRAGMA table_info(transactions)")}
     assert "zz" not in columns
+
+
+async def test_a_schema_3_journal_gains_an_empty_audit_trail_and_keeps_its_batches(
+        old_journal: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from posbridge import journal
+    from posbridge.audit_log import all_records
+    from posbridge.batch_totals import stored
+
+    with monkeypatch.context() as m:  # the journal as the release before the audit trail left it
+        m.setattr(journal, "SCHEMA_VERSION", 3)
+        conn = sqlite3.connect(old_journal, isolation_level=None)
+        journal.migrate(conn, old_journal)
+        conn.close()
+    assert _rows(old_journal, "PRAGMA user_version") == [(3,)]
+    before = _rows(old_journal, "SELECT * FROM transactions ORDER BY order_no")
+    async with Journal(old_journal) as j:
+        assert await j.read(lambda r: list(all_records(r.conn))) == []
+        # a batch closed before totals were kept with it: they still come from its rows
+        assert await j.read(lambda r: stored(r.conn, "SANDBOX0000000001", 1)) is None
+        totals = fold_totals(await j.read(lambda r: r.batch_rows("SANDBOX0000000001", 1)))
+        assert totals["USD"].sales == 3200
+    assert _rows(old_journal, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert _rows(old_journal, "SELECT * FROM transactions ORDER BY order_no") == before

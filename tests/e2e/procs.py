@@ -168,3 +168,13 @@ async def final_after_restart(daemon: Daemon, order_no: str) -> tuple[dict[str, 
             await asyncio.sleep(0.2)
         events = await ecr.call("events.replay", {"since_seq": 0})
     return txn, events
+
+
+async def run_cli(*args: object) -> tuple[int, str, str]:
+    """``posbridge ARGS...`` in its own process: (exit code, standard output, standard error)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "posbridge", *map(str, args),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

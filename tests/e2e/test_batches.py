@@ -148,6 +148,11 @@ async def test_a_close_interrupted_before_sending_is_sent_once(
                 break
             await asyncio.sleep(0.1)
         assert history[-1]["state"] == "closed"
+        from posbridge.audit_log import all_records
+
+        [record] = await second.journal.read(lambda r: list(all_records(r.conn)))
+        assert (record.actor, record.action, record.outcome, record.detail["resumed"]) == (
+            "system", "batch.close", "ok", True)  # the bridge finished it: its own record
     finally:
         await second.stop(grace_s=1)
     assert sims.codepay.batch_closes == ["SANDBOX0000000001"]

@@ -276,12 +276,16 @@ async def test_a_close_reported_as_status_1_is_not_a_decline(
     b: Bridge = await make_bridge(expires_s=2)
     b.sims.codepay.closed_status = TransStatus.FAILED
     b.sims.codepay.closed_error = error
+    # The bridge's close, not the gateway's own at the same moment (a status 1 with an error
+    # code that the gateway sends unasked is a decline): the gateway waits past ``expires``,
+    # and the terminal is offline, so the order is still closable (created) when it expires.
+    b.sims.codepay.expiry_grace_s = 60.0
     async with await b.register() as ecr:
         if action == "cancel":
-            await ecr.call("sale", sale("S1C", "12.10", wait=False))  # the terminal is silent
+            await ecr.call("sale", sale("S1C", "12.15", wait=False))
             txn = await ecr.call("cancel", {"order_no": "S1C"})
         else:
-            txn = await ecr.call("sale", sale("S1C", "12.10"))
+            txn = await ecr.call("sale", sale("S1C", "12.15"))
     assert txn["state"] == state, txn
     assert b.sims.codepay.orders["S1C"].status is TransStatus.FAILED
     assert b.sims.codepay.orders["S1C"].error_code == (error[0] if error else None)

@@ -395,3 +395,35 @@ async def test_a_form_body_that_is_not_utf8_is_a_400_that_changes_nothing(
             assert "nothing was changed" in await resp.text()
     assert bridge.sims.codepay.batch_closes == []
     assert (await manager.page())[0] == 200  # still logged in
+
+
+async def test_open_holds_show_with_their_age_and_a_tip_is_adjusted(
+        bridge: Bridge, manager: Manager) -> None:
+    async with await bridge.register() as ecr:
+        held = await ecr.call("preauth", sale("MH1", "80.00"))
+        done = await ecr.call("preauth", sale("MH2", "50.00"))
+        await ecr.call("completion", {"order_no": "MH2C", "orig_order_no": "MH2",
+                                      "amount": "45.00"})
+        tipped = await ecr.call("sale", sale("MT1", "30.00", tip="1.00"))
+    assert held["state"] == done["state"] == tipped["state"] == "approved"
+    assert (await manager.login()).status == 303
+    status, body, _ = await manager.page()
+    assert status == 200
+    holds = body[body.index('id="holds"'):body.index('id="transactions"')]
+    assert 'data-order="MH1"' in holds and 'data-order="MH2"' not in holds  # completed
+    assert re.search(r'data-order="MH1".*?class="age"[^>]*>\d+ min<', holds, re.DOTALL)
+    token = await manager.csrf()
+    status, _, location = await manager.post("/manager/tip", {"csrf": token,
+                                                              "order_no": "MT1", "tip": "4.50"})
+    assert (status, location) == (303, "/manager")
+    _, body, _ = await manager.page()
+    assert "The tip of MT1 is now 4.50" in body
+    adjustments = [r for r in (await bridge.daemon.journal.read(
+        lambda r: r.children("MT1"))) if r.kind.value == "tip_adjust"]
+    assert [(a.state.value, a.tip, a.amount, a.identity) for a in adjustments] == [
+        ("approved", 450, 350, "manager")]
+    # a wrong tip is a message, not a change
+    await manager.post("/manager/tip", {"csrf": token, "order_no": "MT1", "tip": "4.5x"})
+    _, body, _ = await manager.page()
+    assert "tip:" in body and len([r for r in await bridge.daemon.journal.read(
+        lambda r: r.children("MT1")) if r.kind.value == "tip_adjust"]) == 1

@@ -90,6 +90,8 @@ def test_notify_type_with_watchdog_and_restart(service: dict[str, list[str]]) ->
     assert one(service, "TimeoutStopSec") == "45"
     assert one(service, "ExecStart") == (
         "/usr/bin/posbridge serve --config /etc/posbridge/posbridge.toml")
+    assert one(service, "ExecReload") == (
+        "/usr/bin/posbridge reload --config /etc/posbridge/posbridge.toml")
 
 
 def test_dedicated_user_with_serial_access(service: dict[str, list[str]]) -> None:

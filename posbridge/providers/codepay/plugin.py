@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.providers.base import KeySpec, ProviderPlugin
-from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.providers.codepay.config import CodePayConfig, parse_section
 
+if TYPE_CHECKING:  # the adapter (and aiohttp) load only when a daemon builds one
+    from posbridge.providers.codepay.client import CodePayProvider
 
 def build(cfg: CodePayConfig, notify_url: str) -> CodePayProvider:
     """The adapter for a validated ``[codepay]`` section."""
+    from posbridge.providers.codepay.client import CodePayProvider
+
     basic = None
     if cfg.sign_type == "NONE":
         assert cfg.basic_auth_user is not None and cfg.basic_auth_password is not None

@@ -6,13 +6,6 @@ page, opened from a QR on the lane's display.
 - :mod:`.paypage`   the pay page URL the QR encodes (pure)
 - :mod:`.statement` the daily statement, where a lost order is looked for (pure)
 - :mod:`.config`    the ``[opay]`` section
-- :mod:`.client`    :class:`OPayProvider`, the aiohttp adapter
+- :mod:`.client`    :class:`~posbridge.providers.opay.client.OPayProvider`, the aiohttp adapter
 - :mod:`.plugin`    the plug-in declaration
 """
-
-from __future__ import annotations
-
-from posbridge.providers.opay.client import OPayProvider
-from posbridge.providers.opay.paypage import pay_page_url
-
-__all__ = ["OPayProvider", "pay_page_url"]

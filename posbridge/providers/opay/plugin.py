@@ -3,16 +3,21 @@ its keys."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.providers.base import KeySpec, ProviderPlugin
-from posbridge.providers.opay.client import OPayProvider
 from posbridge.providers.opay.config import OPayConfig, parse_section
 from posbridge.providers.opay.envelope import Suite
 
+if TYPE_CHECKING:  # the adapter (and aiohttp) load only when a daemon builds one
+    from posbridge.providers.opay.client import OPayProvider
 
 def build(cfg: OPayConfig, notify_url: str) -> OPayProvider:
     """The adapter for a validated ``[opay]`` section. A relative ``notify_url`` (no
     ``public_url`` configured) is replaced by ``set_notify_url`` once the listener is bound."""
+    from posbridge.providers.opay.client import OPayProvider
+
     return OPayProvider(
         base_url=cfg.base_url, app_id=cfg.app_id,
         merchant_key=load_private_key(cfg.private_key_file.read_bytes()),

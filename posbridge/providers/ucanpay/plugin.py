@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.providers.base import KeySpec, ProviderPlugin
-from posbridge.providers.ucanpay.client import UCanPayProvider
 from posbridge.providers.ucanpay.config import UCanPayConfig, parse_section
 from posbridge.providers.ucanpay.messages import NOTIFY_URL_MAX
 from posbridge.providers.ucanpay.signing import SignScheme
 
+if TYPE_CHECKING:  # the adapter (and aiohttp) load only when a daemon builds one
+    from posbridge.providers.ucanpay.client import UCanPayProvider
 
 def build(cfg: UCanPayConfig, notify_url: str) -> UCanPayProvider:
     """The adapter for a validated ``[ucanpay]`` section."""
+    from posbridge.providers.ucanpay.client import UCanPayProvider
+
     return UCanPayProvider(
         base_url=cfg.base_url, merchant_id=cfg.merchant_id,
         private_key=(load_private_key(cfg.private_key_file.read_bytes())
