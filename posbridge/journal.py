@@ -57,6 +57,10 @@ pending → in_progress / unknown   no         recovery covers the loss: a lost 
 bookkeeping (cancel requested,    yes        rare; a forgotten cancel request would let a
 close sent, create attempts)                 sale go through that the cashier cancelled
 batches, terminal status events   yes        rare; the manager and registers are answered
+an audit record (with the action  yes        before the operator is answered: in the unit
+it records, or alone for a                   that carries the action out (intent, cancel
+refusal)                                     request, acknowledgement, batch close), else in
+                                             a unit of its own (:mod:`posbridge.audit_log`)
 ================================  =========  ===============================================
 
 Reads (``status``, ``transactions.list``) see committed rows: a non-final state a power cut

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from posbridge.audit import AuditEntry
+from posbridge.audit_log import AuditTrail
 from posbridge.errors import JournalError
 from posbridge.journal import CursorError, Journal, JournalTx, TxnQuery, decode_cursor
 from posbridge.lifecycle import State
@@ -311,3 +313,14 @@ async def test_closed_journal_refuses_work(tmp_path: Path) -> None:
     await j.close()
     with pytest.raises(JournalError):
         await j.run(lambda tx: None)
+
+
+async def test_audit_records_are_durable_before_the_operator_is_answered(tmp_path: Path) -> None:
+    """An audit record in a unit of its own waits for an fsync, like the intent it may ride in."""
+    async with Journal(tmp_path / "j.sqlite") as j:
+        trail = AuditTrail(j)
+        fsyncs = j.fsyncs
+        record = await trail.record(AuditEntry(actor="manager:0a1b", peer="127.0.0.1",
+                                               action="batch.close", outcome="refused: busy"))
+        assert record is not None
+        assert j.fsyncs == fsyncs + 1
