@@ -30,7 +30,7 @@ from posbridge.config import Config, PrinterConfig, load_config
 from posbridge.devices import Devices, make_display, make_printer
 from posbridge.ecr.hub import EventHub
 from posbridge.ecr.methods import Methods
-from posbridge.ecr.protocol import METHODS
+from posbridge.ecr.protocol import METHODS, dumps
 from posbridge.ecr.server import EcrServer
 from posbridge.engine import Engine, TerminalInfo
 from posbridge.errors import (
@@ -326,11 +326,12 @@ class Daemon:
     def _terminal_status(self, sn: str, extra: dict[str, Any] | None = None) -> None:
         """Journal a ``terminal.status`` event for every register (each gets its own seq)."""
         params = {"terminal": sn, "online": self.terminal_online.get(sn), **(extra or {})}
+        text = dumps(params)  # once for every register
         identities = [c.name for c in self.config.ecr_clients]
 
         def unit(tx: Any) -> None:
             for identity in identities:
-                tx.emit(identity, "terminal.status", params)
+                tx.emit(identity, "terminal.status", params, text)
 
         task = asyncio.get_running_loop().create_task(self.journal.run(unit))
         self._status_tasks.add(task)

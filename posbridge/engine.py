@@ -79,7 +79,7 @@ from posbridge.providers.base import (
     TxnKind,
 )
 from posbridge.records import Attention, TxnRecord
-from posbridge.views import txn_view
+from posbridge.views import txn_encoded
 
 log = structlog.get_logger(__name__)
 
@@ -388,7 +388,7 @@ class Engine:
                 orig = tx.get(rec.orig_order_no) if rec.orig_order_no is not None else None
                 stored = op.guard(tx, rec, orig) or rec
             tx.insert(stored)
-            tx.emit(stored.identity, "transaction.updated", _updated(stored))
+            tx.emit(stored.identity, "transaction.updated", *_updated(stored))
             _audit(tx, audit, stored, at=stored.created_at)
             return stored, True
 
@@ -928,7 +928,7 @@ class Engine:
                     tx.update(dataclasses.replace(
                         orig, completed_amount=orig.completed_amount + new.amount,
                         updated_at=now), old=orig)
-            tx.emit(new.identity, "transaction.updated", _updated(new))
+            tx.emit(new.identity, "transaction.updated", *_updated(new))
             return new, step
 
         new, step = await self.journal.run(unit, durable=durable)
@@ -1078,5 +1078,7 @@ def _audit(tx: JournalTx, entry: AuditEntry | None, rec: TxnRecord, *, at: int,
         currency=rec.currency, repeat=repeat or None), at)
 
 
-def _updated(rec: TxnRecord) -> dict[str, object]:
-    return {"transaction": txn_view(rec)}
+def _updated(rec: TxnRecord) -> tuple[dict[str, object], str]:
+    """A ``transaction.updated`` event's params, and the same as JSON text (encoded once)."""
+    view, text = txn_encoded(rec)
+    return {"transaction": view}, f'{{"transaction":{text}}}'

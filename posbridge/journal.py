@@ -362,7 +362,7 @@ class Reads:
             " WHERE identity = ? AND seq > ? ORDER BY seq LIMIT ?",
             (identity, since_seq, limit),
         ).fetchall()
-        return [EventRecord(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+        return [EventRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[3]) for r in rows]
 
     def list_transactions(self, query: TxnQuery) -> tuple[list[TxnRecord], str | None]:
         where: list[str] = []
@@ -466,8 +466,10 @@ class JournalTx(Reads):
         if cur.rowcount != 1:
             raise JournalError(f"no transaction {rec.order_no!r} to update")
 
-    def emit(self, identity: str, method: str, params: dict[str, object]) -> EventRecord:
-        """Append an event to the identity's outbox; it is published once durable."""
+    def emit(self, identity: str, method: str, params: dict[str, object],
+             params_json: str | None = None) -> EventRecord:
+        """Append an event to the identity's outbox; it is published once durable.
+        ``params_json``: ``params`` already encoded (compact JSON), to encode them once."""
         seq = self._seqs.get(identity)
         if seq is None:
             row = self.conn.execute(
@@ -478,10 +480,13 @@ class JournalTx(Reads):
             # what events_since may hand out from now on, until later ones are published.
             self._durable_seqs.setdefault(identity, seq)
         seq += 1
-        event = EventRecord(identity, seq, method, params, now_ms())
+        if params_json is None:
+            params_json = json.dumps(params, separators=(",", ":"), ensure_ascii=False,
+                                     allow_nan=False)
+        event = EventRecord(identity, seq, method, params, now_ms(), params_json)
         self.conn.execute(
             "INSERT INTO events (identity, seq, method, params, at) VALUES (?, ?, ?, ?, ?)",
-            (identity, seq, method, json.dumps(params, separators=(",", ":")), event.at),
+            (identity, seq, method, params_json, event.at),
         )
         self._seqs[identity] = seq
         self.emitted.append(event)
