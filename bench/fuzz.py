@@ -36,7 +36,6 @@ import os
 import random
 import resource
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -49,13 +48,18 @@ from types import FrameType
 from typing import Any
 
 # bench/procs.py (the script's folder is on sys.path)
-from procs import DaemonProc, rss_kib, start_simulators, stop_all, write_bridge_config
+from procs import (
+    DaemonProc,
+    rsa_yardstick,
+    rss_kib,
+    start_simulators,
+    stop_all,
+    write_bridge_config,
+)
 
 # The fuzzers' samples, mutators and rules live with the fuzz tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 
 from posbridge import aio, logs
 from posbridge.client import EcrClient
@@ -148,20 +152,6 @@ def print_tally(tally: Tally) -> None:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rsa_yardstick() -> float:
-    """Median seconds of one RSA-2048 PKCS#1 v1.5 SHA-256 signature (200 runs)."""
-    from posbridge.keyfiles import generate_rsa_pem
-
-    key = load_private_key(generate_rsa_pem(2048))
-    times = []
-    for i in range(200):
-        message = f"yardstick {i}".encode()
-        t0 = time.perf_counter()
-        key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # -- the socket slice ------------------------------------------------------------------------

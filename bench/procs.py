@@ -4,10 +4,13 @@ folder at the end."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -15,10 +18,51 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+import posbridge
+from posbridge.keyfiles import generate_rsa_pem, load_private_key
 from posbridge.sandbox.codepay_sim import APP_ID, MERCHANT_NO
 from posbridge.sandbox.opay_sim import APP_ID as OPAY_APP_ID
 from posbridge.sandbox.ucanpay_sim import MERCHANT_ID as UCANPAY_MERCHANT
 from posbridge.secrets import hash_secret
+
+
+def rsa_yardstick() -> float:
+    """Median seconds of one RSA-2048 PKCS#1 v1.5 SHA-256 signature (200 runs): how fast
+    this machine was during the run, so that figures of other runs and machines compare."""
+    key = load_private_key(generate_rsa_pem(2048))
+    times = []
+    for i in range(200):
+        message = f"yardstick {i}".encode()
+        t0 = time.perf_counter()
+        key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_header(name: str) -> str:
+    """The first line of a benchmark's report: when, which commit, on what, how busy."""
+    source = Path(posbridge.__file__).parent  # the code measured (the daemon runs it too)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True, cwd=source).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True,
+                               cwd=source).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", ""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"{name}: {now}; commit {commit}{' (modified)' if dirty else ''}; "
+            f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; python "
+            f"{sys.version.split()[0]}; yardstick: one RSA-2048 signature "
+            f"{rsa_yardstick() * 1000:.3f} ms")
+
+
+def target(label: str, figure: str, goal: str, met: bool) -> str:
+    """One target line: the figure, the target, and ``met`` / ``MISSED``."""
+    return f"  {label}: {figure}   (target {goal}: {'met' if met else 'MISSED'})"
 
 
 def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> Any:

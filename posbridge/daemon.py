@@ -30,7 +30,7 @@ from posbridge.config import Config, PrinterConfig, load_config
 from posbridge.devices import Devices, make_display, make_printer
 from posbridge.ecr.hub import EventHub
 from posbridge.ecr.methods import Methods
-from posbridge.ecr.protocol import METHODS
+from posbridge.ecr.protocol import METHODS, dumps
 from posbridge.ecr.server import EcrServer
 from posbridge.engine import Engine, TerminalInfo
 from posbridge.errors import (
@@ -123,6 +123,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._fsyncs_counted = 0
         self.stopped = asyncio.Event()
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -325,11 +326,12 @@ class Daemon:
     def _terminal_status(self, sn: str, extra: dict[str, Any] | None = None) -> None:
         """Journal a ``terminal.status`` event for every register (each gets its own seq)."""
         params = {"terminal": sn, "online": self.terminal_online.get(sn), **(extra or {})}
+        text = dumps(params)  # once for every register
         identities = [c.name for c in self.config.ecr_clients]
 
         def unit(tx: Any) -> None:
             for identity in identities:
-                tx.emit(identity, "terminal.status", params)
+                tx.emit(identity, "terminal.status", params, text)
 
         task = asyncio.get_running_loop().create_task(self.journal.run(unit))
         self._status_tasks.add(task)
@@ -370,6 +372,9 @@ class Daemon:
         self.metrics.ecr_connections.set(self.hub.connections)
         for seconds in self.journal.drain_commit_times():
             self.metrics.journal_commit_seconds.observe(seconds)
+        fsyncs = self.journal.fsyncs
+        self.metrics.journal_fsyncs_total.inc(fsyncs - self._fsyncs_counted)
+        self._fsyncs_counted = fsyncs
 
     async def stop(self, *, grace_s: float = 10.0) -> None:
         self.notifier.stopping()

@@ -91,6 +91,12 @@ TABLE: dict[tuple[State, Signal], State] = {
 }
 
 
+#: The signals after which a transaction is final, whatever state it was in.
+FINAL_SIGNALS = frozenset(
+    signal for signal in Signal
+    if all(new.is_final for (_old, sig), new in TABLE.items() if sig is signal))
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     old: State

@@ -33,7 +33,7 @@ NAMESPACE = "posbridge"
 TRANSACTION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0)
 #: one HTTP round trip to a provider: normally tens of milliseconds, bounded by the client timeout.
 PROVIDER_REQUEST_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-#: one SQLite commit with synchronous=FULL: an fsync, sub-millisecond on SSD, worse on SD cards.
+#: one SQLite commit: a durable one includes an fsync, sub-millisecond on SSD, worse on SD cards.
 JOURNAL_COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 #: event-loop lag: anything above a few milliseconds means something blocked the loop.
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -143,8 +143,12 @@ class Metrics:
             "ecr_requests", "ECR JSON-RPC requests by method and outcome.",
             ["method", "outcome"], namespace=NAMESPACE, registry=r)
         self.journal_commit_seconds = Histogram(
-            "journal_commit_seconds", "Duration of one durable journal commit.",
+            "journal_commit_seconds",
+            "Duration of one journal commit (a group of units; a durable one includes the fsync).",
             namespace=NAMESPACE, registry=r, buckets=JOURNAL_COMMIT_BUCKETS)
+        self.journal_fsyncs_total = Counter(
+            "journal_fsyncs", "fsyncs of the journal's WAL: durable commits, and syncs made "
+            "for the events of committed-only units alone.", namespace=NAMESPACE, registry=r)
         self.event_loop_lag_seconds = Histogram(
             "event_loop_lag_seconds", "How late the event loop wakes a sleeping task.",
             namespace=NAMESPACE, registry=r, buckets=LOOP_LAG_BUCKETS)

@@ -116,3 +116,5 @@ class EventRecord:
     method: str
     params: dict[str, object] = field(default_factory=dict)
     at: int = 0
+    #: ``params`` as compact JSON text, as stored (frames are built from it, not encoded again)
+    params_json: str | None = field(default=None, compare=False, repr=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from posbridge.ecr.protocol import dumps
 from posbridge.money import format_amount
 from posbridge.operations import OPERATIONS, QR_KINDS
 from posbridge.providers.base import TxnKind
@@ -62,6 +63,35 @@ def txn_view(rec: TxnRecord) -> dict[str, object]:
     if rec.kind in SUBJECT_KINDS and rec.subject:
         view["subject"] = rec.subject
     return view
+
+
+#: How many orders' newest Transaction :func:`txn_encoded` keeps.
+JSON_KEPT = 1024
+_json_kept: dict[str, tuple[TxnRecord, dict[str, object], str]] = {}
+
+
+def txn_encoded(rec: TxnRecord) -> tuple[dict[str, object], str]:
+    """:func:`txn_view` and its compact JSON text (as in a frame).
+
+    A record never changes, so both are kept for the newest record of each recent order (the
+    last ``JSON_KEPT`` orders): the event that reports a state and the register's answer with
+    that same record are built and encoded once. The dict is shared: read it, never change
+    it."""
+    kept = _json_kept.get(rec.order_no)
+    if kept is not None and kept[0] is rec:
+        return kept[1], kept[2]
+    view = txn_view(rec)
+    text = dumps(view)
+    _json_kept.pop(rec.order_no, None)  # re-inserted last: the oldest order goes first
+    _json_kept[rec.order_no] = (rec, view, text)
+    if len(_json_kept) > JSON_KEPT:
+        del _json_kept[next(iter(_json_kept))]
+    return view, text
+
+
+def txn_json(rec: TxnRecord) -> str:
+    """:func:`txn_view` as the compact JSON text of a frame (see :func:`txn_encoded`)."""
+    return txn_encoded(rec)[1]
 
 
 def _error_view(rec: TxnRecord) -> dict[str, object] | None:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import structlog
 
+from posbridge.ecr import protocol as proto
 from posbridge.failpoints import failpoint
 from posbridge.records import EventRecord
 
@@ -22,8 +23,8 @@ log = structlog.get_logger(__name__)
 class Subscriber(Protocol):
     identity: str
 
-    def deliver(self, method: str, params: dict[str, object]) -> bool:
-        """Queue a notification; False when the subscriber cannot take more."""
+    def deliver(self, frame: str) -> bool:
+        """Queue a notification frame; False when the subscriber cannot take more."""
 
 
 class EventHub:
@@ -41,13 +42,22 @@ class EventHub:
                 del self._subs[sub.identity]
 
     def publish(self, events: Sequence[EventRecord]) -> None:
+        """Send each event to the live connections of its identity: one frame, encoded once
+        for all of them."""
         for event in events:
             txn = event.params.get("transaction")
             if isinstance(txn, dict):
                 failpoint("publish", str(txn.get("state")))
-            for sub in list(self._subs.get(event.identity, ())):
-                params = {"seq": event.seq, **event.params}
-                if not sub.deliver(event.method, params):
+            subs = self._subs.get(event.identity)
+            if not subs:
+                continue
+            if event.params_json is not None:
+                frame = proto.event_frame(event.method, event.seq, event.params_json)
+            else:
+                frame = proto.notification_frame(event.method,
+                                                 {"seq": event.seq, **event.params})
+            for sub in list(subs):
+                if not sub.deliver(frame):
                     log.warning("subscriber_overflow", identity=event.identity)
 
     @property

@@ -22,7 +22,7 @@ from posbridge.journal import CursorError, TxnQuery
 from posbridge.lifecycle import State
 from posbridge.operations import OPERATIONS, QR_KINDS
 from posbridge.records import TxnRecord
-from posbridge.views import event_view, rfc3339, txn_view
+from posbridge.views import event_view, rfc3339, txn_json, txn_view
 
 # The protocol's role table and the operations table agree on every operation's role.
 assert all(proto.METHOD_ROLES[op.method] == op.role for op in OPERATIONS.values())
@@ -194,7 +194,7 @@ class Methods:
             caller, req.method, p, {"order_no": req.order_no, "orig_order_no": req.orig_order_no},
             lambda entry: self.engine.start(caller.name, req, audit=entry))
         if not p.wait and rec.kind in QR_KINDS:
-            return txn_view(await self._until_shown(rec))
+            return proto.Raw(txn_json(await self._until_shown(rec)))
         return await self._answer(rec, p.wait, p.timeout_s)
 
     async def cancel(self, caller: Caller, p: Any) -> object:
@@ -203,10 +203,10 @@ class Methods:
             raise RequestError(1007, "provider_unreachable",
                                f"the provider cannot be reached to cancel; the bridge keeps "
                                f"trying (order_no {rec.order_no})")
-        return txn_view(rec)
+        return proto.Raw(txn_json(rec))
 
     async def status(self, caller: Caller, p: Any) -> object:
-        return txn_view(await self.engine.status(p.order_no, refresh=p.refresh))
+        return proto.Raw(txn_json(await self.engine.status(p.order_no, refresh=p.refresh)))
 
     async def transactions_list(self, caller: Caller, p: Any) -> object:
         sn = self.engine.terminal(p.terminal).sn if p.terminal is not None else None
@@ -266,7 +266,8 @@ class Methods:
             raise RequestError(1008, "provider_rejected",
                                rec.error_message or "the provider rejected the request",
                                provider_code=rec.provider_code)
-        return txn_view(rec)
+        # The same record as the event just published: its text is encoded already.
+        return proto.Raw(txn_json(rec))
 
     async def _until_shown(self, rec: TxnRecord) -> TxnRecord:
         """For a QR payment with ``wait: false``: answer once the QR exists (or it failed)."""

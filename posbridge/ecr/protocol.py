@@ -360,8 +360,17 @@ def dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+class Raw(str):
+    """JSON text already encoded (by :func:`dumps`), put into a frame as it is."""
+
+    __slots__ = ()
+
+
 def result_frame(id: RequestId, result: object) -> str:
-    """A success response. ``result`` must be JSON-able (TypeError otherwise: a bug)."""
+    """A success response. ``result`` must be JSON-able (TypeError otherwise: a bug), or
+    :class:`Raw` JSON text."""
+    if isinstance(result, Raw):
+        return f'{{"jsonrpc":"2.0","id":{dumps(id)},"result":{result}}}'
     return dumps({"jsonrpc": JSONRPC_VERSION, "id": id, "result": result})
 
 
@@ -379,3 +388,10 @@ def error_frame(id: RequestId | None, err: RequestError) -> str:
 def notification_frame(method: str, params: Mapping[str, object]) -> str:
     """A server-to-register notification (no id), e.g. ``transaction.updated``."""
     return dumps({"jsonrpc": JSONRPC_VERSION, "method": method, "params": dict(params)})
+
+
+def event_frame(method: str, seq: int, params_json: str) -> str:
+    """The notification of an event whose params are JSON text (an object): the text of
+    ``notification_frame(method, {"seq": seq, **params})``, without encoding them again."""
+    rest = params_json[1:] if params_json == "{}" else "," + params_json[1:]
+    return f'{{"jsonrpc":"2.0","method":{dumps(method)},"params":{{"seq":{seq:d}{rest}}}'

@@ -63,8 +63,8 @@ class EcrConnection:
         self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_SIZE)
         self.log = log.bind(register=caller.name, peer=caller.peer)
 
-    def deliver(self, method: str, params: dict[str, object]) -> bool:
-        return self.send(proto.notification_frame(method, params))
+    def deliver(self, frame: str) -> bool:
+        return self.send(frame)
 
     def send(self, frame: str) -> bool:
         try:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from posbridge.audit import AuditEntry
+from posbridge.audit_log import AuditTrail
 from posbridge.errors import JournalError
 from posbridge.journal import CursorError, Journal, JournalTx, TxnQuery, decode_cursor
 from posbridge.lifecycle import State
@@ -46,15 +48,59 @@ async def test_records_round_trip_and_survive_reopen(tmp_path: Path) -> None:
         assert await j.get("nope") is None
 
 
-async def test_settings_are_wal_and_full_sync(tmp_path: Path) -> None:
+def settings(tx: JournalTx) -> tuple[str, int]:
+    return (tx.conn.execute("PRAGMA journal_mode").fetchone()[0],
+            tx.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_wal_and_only_durable_units_commit_with_full_sync(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     async with Journal(path) as j:
         await j.run(insert_unit(make("A1")))
-        mode, sync = await j.run(lambda tx: (
-            tx.conn.execute("PRAGMA journal_mode").fetchone()[0],
-            tx.conn.execute("PRAGMA synchronous").fetchone()[0]))
-    assert mode == "wal"
-    assert sync == 2  # FULL
+        durable = await j.run(settings)
+        committed_only = await j.run(settings, durable=False)
+        again = await j.run(settings)
+    assert durable == ("wal", 2)  # FULL: the WAL is fsynced before the commit shows
+    assert committed_only == ("wal", 1)  # NORMAL: no fsync
+    assert again == ("wal", 2)
+
+
+async def test_events_of_a_committed_only_unit_wait_until_durable(tmp_path: Path) -> None:
+    """A committed-only unit is readable at once, but its events are neither published nor
+    replayed until a durable commit has fsynced the WAL after it (a power cut could still
+    take them back, and their seq with them)."""
+    published: list[EventRecord] = []
+    async with Journal(tmp_path / "j.sqlite", on_events=published.extend) as j:
+        j.EVENT_SYNC_DELAY_S = 3600.0  # here, only a durable unit makes them durable
+        await j.run(insert_unit(make("A1")))
+        await j.run(insert_unit(make("A2")), durable=False)
+        assert await j.get("A2") is not None
+        assert [e.seq for e in published] == [1]
+        assert [e.seq for e in await j.events_since("lane-1", 0)] == [1]
+        await j.run(insert_unit(make("B1", identity="lane-2")))
+        assert [(e.identity, e.seq) for e in published] == [
+            ("lane-1", 1), ("lane-1", 2), ("lane-2", 1)]  # in commit order
+        assert [e.seq for e in await j.events_since("lane-1", 0)] == [1, 2]
+
+
+async def test_events_of_committed_only_units_get_a_sync_of_their_own(tmp_path: Path) -> None:
+    """With no durable unit coming, the WAL is fsynced for the waiting events alone."""
+    published = asyncio.Event()
+    async with Journal(tmp_path / "j.sqlite", on_events=lambda _e: published.set()) as j:
+        await j.run(insert_unit(make("A1")), durable=False)
+        fsyncs = j.fsyncs
+        await asyncio.wait_for(published.wait(), timeout=30)
+        assert j.fsyncs == fsyncs + 1
+        assert [e.seq for e in await j.events_since("lane-1", 0)] == [1]
+
+
+async def test_close_makes_committed_only_units_durable_and_publishes(tmp_path: Path) -> None:
+    published: list[EventRecord] = []
+    async with Journal(tmp_path / "j.sqlite", on_events=published.extend) as j:
+        j.EVENT_SYNC_DELAY_S = 3600.0
+        await j.run(insert_unit(make("A1")), durable=False)
+        assert published == []
+    assert [e.seq for e in published] == [1]
 
 
 async def test_event_seq_is_per_identity_and_continues_after_restart(tmp_path: Path) -> None:
@@ -267,3 +313,14 @@ async def test_closed_journal_refuses_work(tmp_path: Path) -> None:
     await j.close()
     with pytest.raises(JournalError):
         await j.run(lambda tx: None)
+
+
+async def test_audit_records_are_durable_before_the_operator_is_answered(tmp_path: Path) -> None:
+    """An audit record in a unit of its own waits for an fsync, like the intent it may ride in."""
+    async with Journal(tmp_path / "j.sqlite") as j:
+        trail = AuditTrail(j)
+        fsyncs = j.fsyncs
+        record = await trail.record(AuditEntry(actor="manager:0a1b", peer="127.0.0.1",
+                                               action="batch.close", outcome="refused: busy"))
+        assert record is not None
+        assert j.fsyncs == fsyncs + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,49 @@ async def test_kill_at_a_failpoint_then_restart(
     finals = [e for e in txn_events(events, "K1")
               if e["params"]["transaction"]["state"] == "approved"]
     assert len(finals) == 1
+
+
+@pytest.mark.parametrize(("failpoint", "on_disk"), [
+    # a crash: the in-progress state was committed, not yet durable; the crash keeps it
+    ("committed:in_progress@2", "in_progress"),
+    # a power cut at the same instant: the WAL loses what was not durable, back to the intent
+    ("power_cut:in_progress@2", "pending"),
+])
+async def test_kill_with_a_state_committed_but_not_durable(
+        tmp_path: Path, simulator: dict[str, Any], failpoint: str, on_disk: str) -> None:
+    """The second sale of the run is killed once its in-progress state is committed but not
+    yet durable. After the restart it ends approved with one create at the gateway, and every
+    event the register was shown live comes back from events.replay with the same seq and
+    content: it saw nothing that the crash or the power cut took back. (The first sale puts
+    the terminal on-line, whose status event would make the second sale's group durable.)"""
+    daemon = Daemon(tmp_path, write_config(tmp_path, simulator))
+    daemon.start(failpoint=failpoint)
+    seen: list[dict[str, Any]] = []
+    try:
+        async with await EcrClient.connect(daemon.url, TOKEN) as ecr:
+            first = await ecr.call("sale", {"terminal": "lane-1", "order_no": "N0",
+                                            "amount": "10.00", "currency": "USD"})
+            assert first["state"] == "approved"
+            with contextlib.suppress(Exception):  # the daemon dies mid-call
+                await ecr.call("sale", {"terminal": "lane-1", "order_no": "N1",
+                                        "amount": "10.00", "currency": "USD"}, timeout=15)
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    seen.append((await ecr.next_notification(timeout=0.2))["params"])
+        assert await asyncio.to_thread(daemon.wait_killed) == -signal.SIGKILL
+        with contextlib.closing(sqlite3.connect(tmp_path / "data" / "journal.sqlite")) as db:
+            [(state,)] = db.execute("SELECT state FROM transactions WHERE order_no = 'N1'")
+        assert state == on_disk
+        txn, events = await final_after_restart(daemon, "N1")
+    finally:
+        daemon.stop()
+    assert txn["state"] == "approved"
+    assert (await sim_stats(simulator, "N1"))["codepay"]["creates"] == 1
+    replayed = {e["seq"]: e["params"] for e in events}
+    assert [p["transaction"]["state"] for p in seen if p.get("transaction", {}).get(
+        "order_no") == "N1"] == ["pending"]
+    assert seen and all(replayed.get(p["seq"]) == p for p in seen), (seen, events)
+    assert txn_states(events, "N1").count("approved") == 1
 
 
 async def test_kill_while_the_gateway_has_not_answered(

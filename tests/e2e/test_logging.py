@@ -48,7 +48,10 @@ async def test_log_lines_name_their_order_and_hold_no_secret(
     text = (tmp_path / "daemon.log").read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     events = {line["event"] for line in lines}
-    assert {"txn_recorded", "txn_state", "create_accepted", "auth_refused"} <= events, events
+    assert {"txn_recorded", "txn_state", "auth_refused"} <= events, events
+    accepted = [line for line in lines if line["event"] == "txn_state"
+                and line["order_no"] == "L1" and line["state"] == "in_progress"]
+    assert accepted and accepted[0]["provider_ref"], accepted  # the create's acceptance
     for line in lines:
         if TXN_EVENTS.match(line["event"]):
             assert line.get("order_no"), line

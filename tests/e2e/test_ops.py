@@ -78,6 +78,8 @@ async def test_metrics_parse_and_count_what_happened(bridge: Bridge) -> None:
                if n == "posbridge_notifications_rejected_total") == 1
     assert value(found, "posbridge_ecr_connections") == 1
     assert value(found, "posbridge_journal_commit_seconds_count") > 0
+    # two sales: at least their intents and final states were fsynced
+    assert value(found, "posbridge_journal_fsyncs_total") >= 4
 
 
 async def test_provider_errors_are_counted(make_bridge: Any) -> None:

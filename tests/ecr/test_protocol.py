@@ -280,6 +280,26 @@ def test_notification_frame_has_no_id() -> None:
                     '"params":{"terminal":"SN1","online":true}}')
 
 
+@pytest.mark.parametrize("params", [
+    {"transaction": {"order_no": "A1", "description": "Café ☕", "card": None}},
+    {"terminal": "SN1", "online": True},
+    {},
+])
+def test_an_event_frame_from_encoded_params_is_the_notification_frame(
+        params: dict[str, object]) -> None:
+    """Events carry their params as the JSON text stored in the journal; the frame made from
+    that text is, byte for byte, the one encoded from the params."""
+    expected = proto.notification_frame("transaction.updated", {"seq": 12, **params})
+    assert proto.event_frame("transaction.updated", 12, proto.dumps(params)) == expected
+
+
+def test_a_raw_result_is_the_result_encoded() -> None:
+    result = {"order_no": "A1", "description": "Café ☕", "amount": "1.00"}
+    for call_id in (7, "r-1"):
+        assert (proto.result_frame(call_id, proto.Raw(proto.dumps(result)))
+                == proto.result_frame(call_id, result))
+
+
 def test_encoders_refuse_nan_rather_than_emit_invalid_json() -> None:
     with pytest.raises(ValueError, match="Out of range float"):
         proto.result_frame(1, {"x": float("nan")})

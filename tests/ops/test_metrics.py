@@ -28,6 +28,7 @@ FAMILIES = {
     "posbridge_ecr_connections": "gauge",
     "posbridge_ecr_requests": "counter",
     "posbridge_journal_commit_seconds": "histogram",
+    "posbridge_journal_fsyncs": "counter",
     "posbridge_event_loop_lag_seconds": "histogram",
     "posbridge_batch_closes": "counter",
 }
