@@ -39,7 +39,6 @@ import logging
 import os
 import random
 import sqlite3
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -52,7 +51,14 @@ from typing import Any
 import aiohttp
 
 # bench/procs.py (the script's folder is on sys.path)
-from procs import DaemonProc, rss_kib, start_simulators, stop_all, write_bridge_config
+from procs import (
+    DaemonProc,
+    rss_kib,
+    run_header,
+    start_simulators,
+    stop_all,
+    write_bridge_config,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from posbridge import aio, logs
@@ -564,9 +570,8 @@ def main() -> None:
             tmp, sim, clients=clients, terminals=terminals, expires_s=EXPIRES_S,
             qr_timeout_s=QR_TIMEOUT_S))
         daemon.start()
-        print(f"soak: {args.minutes:g} min at {args.rate:g}/s; {os.cpu_count()} CPUs; load "
-              f"average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}; scratch "
-              f"{tmp}", flush=True)
+        print(f"{run_header('soak')}; {args.minutes:g} min at {args.rate:g}/s; scratch {tmp}",
+              flush=True)
         run = Run(args, daemon, sim, tmp / "data", sim_proc.pid)
         run.rng.seed(args.seed)
         t0 = time.monotonic()
