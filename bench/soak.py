@@ -119,7 +119,7 @@ class Register:
     async def connect(self) -> EcrClient:
         """The live connection, reconnecting first (bounded) if it is gone."""
         async with self._lock:
-            if self.client is not None and self.client.ws.state.name == "OPEN":
+            if self.client is not None and self.client.connected:
                 return self.client
             await self._close()
             for _attempt in range(600):
