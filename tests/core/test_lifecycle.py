@@ -6,6 +6,7 @@ import pytest
 
 from posbridge.lifecycle import (
     ACTIVE_STATES,
+    FINAL_SIGNALS,
     FINAL_STATES,
     TABLE,
     Facts,
@@ -122,3 +123,14 @@ def test_a_cancellation_nobody_asked_for_is_an_expiry() -> None:
 def test_an_approval_wins_unless_the_order_was_reversed() -> None:
     assert signal_for(Outcome.APPROVED, CANCELLED_BY_REGISTER) is Signal.APPROVED
     assert signal_for(Outcome.APPROVED, Facts(reversed=True)) is None
+
+
+def test_a_signal_that_can_end_a_transaction_always_ends_it() -> None:
+    """The engine makes a unit durable before it runs when its signal is in FINAL_SIGNALS: a
+    signal that ended a transaction from one state but not from another would leave some
+    final states committed without an fsync (the journal's durability table forbids it)."""
+    for signal in Signal:
+        outcomes = {new for (_old, sig), new in TABLE.items() if sig is signal}
+        if any(new.is_final for new in outcomes):
+            assert signal in FINAL_SIGNALS, signal
+    assert Signal.APPROVED in FINAL_SIGNALS and Signal.WORKING not in FINAL_SIGNALS
