@@ -212,6 +212,10 @@ class Run:
     rng: random.Random = field(default_factory=random.Random)
     t0: float = 0.0
     traffic_s: float = 0.0  # from the start until the last lane's last payment ended
+    # Per payment, how late it started against its lane's schedule (seconds); and when the
+    # last one started (seconds from the start).
+    lateness: list[float] = field(default_factory=list)
+    last_start_s: float = 0.0
 
     # -- traffic ---------------------------------------------------------------------------
 
@@ -346,6 +350,9 @@ class Run:
         next_at = time.monotonic() + k / self.args.rate
         while next_at < until:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            now = time.monotonic()
+            self.lateness.append(now - next_at)
+            self.last_start_s = max(self.last_start_s, now - self.t0)
             n = next(numbers)
             await (self.qr_sale(n, k) if self.rng.random() < QR_SHARE else self.card_sale(n, k))
             next_at += interval
@@ -506,9 +513,16 @@ def report(run: Run, elapsed: float, problems: list[str]) -> None:
     total = sum(v for k, v in run.started.items() if k in ("sale", "qr_sale"))
     print(f"\n== soak: {run.args.minutes:g} min at {run.args.rate:g} payments/s, "
           f"{run.args.registers} registers; {elapsed / 60:.1f} min in all")
-    print(f"payments started {total} ({total / run.traffic_s:.1f}/s achieved over "
-          f"{run.traffic_s / 60:.1f} min): "
+    print(f"payments started {total} ({total / run.traffic_s:.1f}/s over "
+          f"{run.traffic_s / 60:.1f} min, until the last one ended): "
           + ", ".join(f"{k} {v}" for k, v in sorted(run.started.items())))
+    late = sorted(run.lateness)
+    if late:
+        behind = sum(1 for x in late if x > 1.0)
+        print(f"start rate: {total / run.last_start_s:.1f}/s (the last payment started at "
+              f"{run.last_start_s / 60:.2f} min); started late against the schedule: median "
+              f"{1000 * late[len(late) // 2]:.0f} ms, p99 {late[int(len(late) * 0.99)]:.2f} s, "
+              f"max {late[-1]:.1f} s; {behind} payments more than 1 s late")
     finals = Counter(e.state or f"error {e.error}" for e in run.expected.values())
     print("final answers to the driver: " + ", ".join(f"{k} {v}" for k, v in finals.items()))
     replayed = sum(r.replayed for r in run.registers)
