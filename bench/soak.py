@@ -1,7 +1,7 @@
 """Soak: the daemon as a real process under mixed traffic for a chosen time, then a final-state
 check of every transaction against the simulators.
 
-    python bench/soak.py [--minutes 30] [--rate 50] [--registers 20] [--approve-delay 0.2]
+    python bench/soak.py [--minutes 30] [--rate 50] [--registers 100] [--approve-delay 0.2]
 
 Processes: the simulators (``posbridge simulate``: CodePay with simulated terminals, UCanPay),
 the daemon (``posbridge serve --config``, JSON logs to /dev/null, journal on the local disk)
