@@ -15,12 +15,13 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, Self
-
-from PIL import Image
+from typing import TYPE_CHECKING, Literal, Self
 
 from hardware.errors import PrinterError
 from hardware.qr import MIN_BORDER, qr_image, qr_matrix
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "ALIGN_CENTER",
@@ -353,6 +354,8 @@ class EscPosJob:
         Rows are padded with white to whole bytes; images taller than the 2303 rows one
         command takes are sent as several commands.
         """
+        from PIL import Image  # imported by the first raster, not by a daemon without one
+
         mono = image.convert("1")
         width, height = mono.size
         if width > self.profile.width_dots:

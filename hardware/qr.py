@@ -18,15 +18,18 @@ what the pool runs.
 
 Error correction is at least ``M`` (a slip may be creased or a screen may glare) and the PNG
 always keeps the 4-module quiet zone the QR standard requires, so a phone can scan it at once.
+
+zxing-cpp and pillow are imported by the first drawing, not with this module: a daemon
+without displays or printers never loads them.
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import zxingcpp
-from PIL import Image, ImageOps
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["EC_LEVELS", "MIN_BORDER", "qr_image", "qr_matrix", "render_qr_png"]
 
@@ -45,6 +48,9 @@ def _symbol(data: str, ec: str) -> Image.Image:
         raise ValueError("a QR code needs data")
     if len(data.encode("utf-8")) > _MAX_BYTES_AT[ec]:
         raise ValueError(f"{len(data)} characters do not fit in a QR code")
+    import zxingcpp
+    from PIL import Image
+
     try:
         code = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode, ec_level=ec)
     except ValueError as exc:  # zxing-cpp refuses what does not fit
@@ -76,6 +82,8 @@ def qr_image(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "
         raise ValueError("scale must be at least 1 pixel per module")
     if border < MIN_BORDER:
         raise ValueError(f"the quiet zone must be at least {MIN_BORDER} modules")
+    from PIL import Image, ImageOps
+
     small = ImageOps.expand(_symbol(data, ec), border=border, fill=255).convert("1")
     if scale == 1:
         return small

@@ -2,14 +2,15 @@
 
 Each sub-command is added by a *builder*: a function taking the parser's sub-parsers object,
 adding its parser(s) and setting ``func`` (``args -> exit code``) with ``set_defaults``.
-:data:`SUBCOMMANDS` lists the builders of this module; :func:`_other_builders` adds those of
-other modules (``serve`` in :mod:`posbridge.cli_serve`; the register commands ``sale``,
-``void``, ``refund``, ``cancel``, ``status``, ``batch``, ``transactions``, ``health`` in
+:data:`SUBCOMMANDS` lists the builders of this module; the other commands live in other modules
+(``serve`` in :mod:`posbridge.cli_serve`; the register commands ``sale``, ``void``, ``refund``,
+``cancel``, ``status``, ``batch``, ``transactions``, ``health`` and the rest in
 :mod:`posbridge.cli_register`; ``init``, ``keys`` and ``doctor`` in :mod:`posbridge.cli_init`,
 :mod:`posbridge.cli_keys` and :mod:`posbridge.cli_doctor`; ``audit`` in
 :mod:`posbridge.cli_audit`; ``backup``, ``journal`` and ``reload`` in
-:mod:`posbridge.cli_journal`). To add a command, write a builder
-and list it there.
+:mod:`posbridge.cli_journal`), each adding its own with a ``register_commands`` builder. To add
+a command, write its builder and list the command in :data:`COMMAND_MODULES`: a command runs
+with only its own module imported.
 
 Exit codes: 0 success, 1 failure reported by the command, 2 bad usage or bad configuration.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -118,40 +120,54 @@ def _read_secret() -> str:
 SUBCOMMANDS: list[SubcommandBuilder] = [_add_config, _add_hash_secret]
 
 
-def _other_builders() -> list[SubcommandBuilder]:
-    """Builders of sub-commands living in other modules (imported here, not at start-up)."""
-    from posbridge import (
-        cli_audit,
-        cli_doctor,
-        cli_init,
-        cli_journal,
-        cli_keys,
-        cli_register,
-        cli_serve,
-    )
-    from posbridge.sandbox import standalone
-
-    return [cli_serve.register_commands, cli_register.register_commands,
-            standalone.register_commands, cli_init.register_commands,
-            cli_keys.register_commands, cli_doctor.register_commands,
-            cli_audit.register_commands, cli_journal.register_commands]
+# The module that adds each top-level command (its ``register_commands`` builder): ``main``
+# imports only the module of the command it runs, so ``posbridge serve`` does not load the
+# installer's, the auditor's or the register's tools. Help and unknown commands load them all.
+COMMAND_MODULES: dict[str, str] = {
+    "serve": "posbridge.cli_serve",
+    **dict.fromkeys(("sale", "preauth", "preauth-cancel", "completion", "tip-adjust",
+                     "checkout-qr", "qr-sale", "crypto-sale", "void", "refund", "cancel",
+                     "status", "transactions", "batch", "health"), "posbridge.cli_register"),
+    "simulate": "posbridge.sandbox.standalone",
+    "init": "posbridge.cli_init",
+    "keys": "posbridge.cli_keys",
+    "doctor": "posbridge.cli_doctor",
+    "audit": "posbridge.cli_audit",
+    **dict.fromkeys(("backup", "journal", "reload"), "posbridge.cli_journal"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``posbridge`` parser with every registered sub-command."""
+def _other_builders(command: str | None = None) -> list[SubcommandBuilder]:
+    """Builders of sub-commands living in other modules: only the one adding ``command``
+    when it is known, else all of them (for help and for the error naming a bad command)."""
+    module = COMMAND_MODULES.get(command or "")
+    names = [module] if module else list(dict.fromkeys(COMMAND_MODULES.values()))
+    return [importlib.import_module(name).register_commands for name in names]
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command named by ``argv``: its first word that is not an option (the top level
+    has only ``--help`` and ``--version``, which take no value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``posbridge`` parser: with every sub-command, or, given the ``command`` to run,
+    with this module's and that command's only."""
     parser = argparse.ArgumentParser(prog="posbridge",
                                      description="Point-of-sale terminal bridge.")
     parser.add_argument("--version", action="version", version=f"posbridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for build in [*SUBCOMMANDS, *_other_builders()]:
+    for build in [*SUBCOMMANDS, *_other_builders(command)]:
         build(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_of(words))
+    args = parser.parse_args(words)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

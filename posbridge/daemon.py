@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -44,7 +44,6 @@ from posbridge.http.manager import manager_routes
 from posbridge.http.notify import notify_routes, notify_url
 from posbridge.http.ops import ops_routes
 from posbridge.journal import Journal, now_ms
-from posbridge.journal_care import PruneReport, prune_journal
 from posbridge.lifecycle import Transition
 from posbridge.metrics import Metrics
 from posbridge.pidfile import PidFile
@@ -52,10 +51,13 @@ from posbridge.providers.base import Provider
 from posbridge.providers.registry import PLUGINS
 from posbridge.records import TxnRecord
 from posbridge.reload import ReloadPlan, plan_reload
-from posbridge.sandbox.runtime import Simulators
 from posbridge.sdnotify import SystemdNotifier, run_watchdog
 from posbridge.secrets import PinChecker, TokenIndex
 from posbridge.views import rfc3339
+
+if TYPE_CHECKING:
+    from posbridge.journal_care import PruneReport
+    from posbridge.sandbox.runtime import Simulators
 
 log = structlog.get_logger(__name__)
 
@@ -219,6 +221,8 @@ class Daemon:
     async def prune_journal(self, *, clock: Callable[[], int] = now_ms) -> PruneReport:
         """Remove what ``retention_days`` no longer keeps (:mod:`posbridge.journal_care`), in
         bounded journal units between which the loop serves, at most PRUNE_UNITS_PER_RUN."""
+        from posbridge.journal_care import prune_journal  # only daemons with retention_days
+
         report = await prune_journal(self.journal, retention_days=self.config.bridge.retention_days,
                                      actor=SYSTEM, clock=clock, max_units=PRUNE_UNITS_PER_RUN)
         if report.transactions or report.events:

@@ -12,14 +12,17 @@ Every kind implements :class:`Display` and draws the same :class:`DisplayFrame`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from hardware.displays.base import Display
-from hardware.displays.file import FileDisplay
 from hardware.displays.frames import DisplayFrame, FrameState, pole_lines
-from hardware.displays.pole import PoleDisplay
-from hardware.displays.recording import RecordingDisplay
-from hardware.displays.web import WebDisplay, display_routes
+from hardware.lazy import LazyKinds, lazy_attributes
+
+if TYPE_CHECKING:
+    from hardware.displays.file import FileDisplay
+    from hardware.displays.pole import PoleDisplay
+    from hardware.displays.recording import RecordingDisplay
+    from hardware.displays.web import WebDisplay, display_routes
 
 __all__ = [
     "DISPLAYS",
@@ -34,9 +37,18 @@ __all__ = [
     "pole_lines",
 ]
 
-# Each class takes its own keyword arguments (the [[displays]] keys of its kind).
-DISPLAYS: dict[str, Callable[..., Display]] = {
-    "web": WebDisplay,
-    "serial": PoleDisplay,
-    "file": FileDisplay,
-}
+# Each class takes its own keyword arguments (the [[displays]] keys of its kind). A kind's
+# module (pyserial for ``serial``, Pillow's drawing for ``file``) is imported when first used.
+DISPLAYS: LazyKinds[Display] = LazyKinds({
+    "web": "hardware.displays.web:WebDisplay",
+    "serial": "hardware.displays.pole:PoleDisplay",
+    "file": "hardware.displays.file:FileDisplay",
+})
+
+__getattr__ = lazy_attributes(__name__, {
+    "FileDisplay": "hardware.displays.file:FileDisplay",
+    "PoleDisplay": "hardware.displays.pole:PoleDisplay",
+    "RecordingDisplay": "hardware.displays.recording:RecordingDisplay",
+    "WebDisplay": "hardware.displays.web:WebDisplay",
+    "display_routes": "hardware.displays.web:display_routes",
+})

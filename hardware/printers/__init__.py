@@ -8,19 +8,31 @@ of its kind): ``serial`` -> :class:`SerialPrinter` (``device``, ``baudrate``), `
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from hardware.lazy import LazyKinds, lazy_attributes
 from hardware.printers.base import Printer, PrinterLifecycle
-from hardware.printers.file import FilePrinter
-from hardware.printers.recording import RecordingPrinter
-from hardware.printers.serial import SerialPrinter
-from hardware.printers.tcp import TcpPrinter
+
+if TYPE_CHECKING:
+    from hardware.printers.file import FilePrinter
+    from hardware.printers.recording import RecordingPrinter
+    from hardware.printers.serial import SerialPrinter
+    from hardware.printers.tcp import TcpPrinter
 
 __all__ = ["PRINTERS", "FilePrinter", "Printer", "PrinterLifecycle", "RecordingPrinter",
            "SerialPrinter", "TcpPrinter"]
 
-PRINTERS: dict[str, Callable[..., Printer]] = {
-    "serial": SerialPrinter,
-    "tcp": TcpPrinter,
-    "file": FilePrinter,
-}
+# A kind's module (pyserial for ``serial``, Pillow for ``file``'s PNGs) is imported when first
+# used.
+PRINTERS: LazyKinds[Printer] = LazyKinds({
+    "serial": "hardware.printers.serial:SerialPrinter",
+    "tcp": "hardware.printers.tcp:TcpPrinter",
+    "file": "hardware.printers.file:FilePrinter",
+})
+
+__getattr__ = lazy_attributes(__name__, {
+    "FilePrinter": "hardware.printers.file:FilePrinter",
+    "RecordingPrinter": "hardware.printers.recording:RecordingPrinter",
+    "SerialPrinter": "hardware.printers.serial:SerialPrinter",
+    "TcpPrinter": "hardware.printers.tcp:TcpPrinter",
+})

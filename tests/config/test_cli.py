@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import io
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from posbridge.cli import SUBCOMMANDS, build_parser, main
+from posbridge.cli import COMMAND_MODULES, SUBCOMMANDS, build_parser, main
 from posbridge.secrets import check_hash_format, verify_secret
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "posbridge.example.toml"
@@ -121,3 +125,44 @@ def test_parser_has_this_modules_and_other_modules_commands() -> None:
         assert callable(parser.parse_args([command, *(
             ["--terminal", "t", "--order-no", "o", "--amount", "1", "--currency", "USD"]
             if command == "sale" else [])]).func)
+
+
+def test_each_command_is_listed_with_the_module_that_adds_it() -> None:
+    """``main`` imports only the module :data:`COMMAND_MODULES` names for the command it runs:
+    each module must add exactly the commands listed for it."""
+    for module in set(COMMAND_MODULES.values()):
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register_commands(sub)
+        listed = {command for command, owner in COMMAND_MODULES.items() if owner == module}
+        assert set(sub.choices) == listed, module
+
+
+def test_a_command_is_parsed_with_its_own_module_only() -> None:
+    parser = build_parser("refund")
+    args = parser.parse_args(["refund", "--order-no", "o2", "--orig-order-no", "o1",
+                              "--amount", "1.00"])
+    assert callable(args.func)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve"])  # another module's command is not there
+
+
+def test_an_unknown_command_is_refused_naming_every_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "frobnicate" in err
+    assert all(command in err for command in [*COMMAND_MODULES, "config", "hash-secret"])
+
+
+def test_serve_loads_none_of_the_other_commands_modules(tmp_path: Path) -> None:
+    """In a fresh interpreter, ``posbridge serve`` with a bad configuration (exit 2) has
+    imported the command line's own module and ``serve``'s, and no other command's."""
+    script = ("import sys\n"
+              "from posbridge.cli import main\n"
+              f"code = main(['serve', '--config', {str(tmp_path / 'missing.toml')!r}])\n"
+              "print(code, *sorted(m for m in sys.modules if m.startswith('posbridge.cli')))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["2", "posbridge.cli", "posbridge.cli_output", "posbridge.cli_serve"]
