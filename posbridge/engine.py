@@ -888,13 +888,17 @@ class Engine:
                      **changes: Any) -> TxnRecord:
         """Apply one signal in one journal unit (row + event + batch + original).
 
-        The unit is durable when the signal ends the transaction (the register's answer and
-        a notification's ``success`` wait for it) or when ``durable`` (a notification). A
-        state on the way (in progress, unknown) is only committed: a power cut may take it
-        back to the durable intent, which recovery reconciles by a query (the journal's
-        docstring has the whole table)."""
+        ``durable`` (a notification): returns only once the unit is on disk, so that
+        ``success`` is answered for a durable result. A state on the way (in progress,
+        unknown) from the runner is only committed: a power cut may take it back to the
+        durable intent, which recovery reconciles by a query. A final state is committed,
+        told to those waiting for it (the register's answer), and then made durable at once
+        (a durability barrier, grouped with other units): a power cut in between takes it
+        back to an earlier state, which recovery reconciles by a query to the same result.
+        Its event is published once durable (the journal's docstring has the whole table)."""
         now = self._clock()
-        durable = durable or signal in FINAL_SIGNALS
+        final = signal in FINAL_SIGNALS
+        commit_durably = durable and not final
 
         def unit(tx: JournalTx) -> tuple[TxnRecord, Transition | None]:
             cur = tx.get(rec.order_no)
@@ -933,11 +937,7 @@ class Engine:
             tx.emit(new.identity, "transaction.updated", *_updated(new))
             return new, step
 
-        new, step = await self.journal.run(unit, durable=durable)
-        if not durable and step is not None:
-            # Committed, not yet durable: a crash keeps this state, a power cut may not.
-            failpoint("committed", new.state.value)
-            failpoint("power_cut", new.state.value, self.journal.simulate_power_cut)
+        new, step = await self.journal.run(unit, durable=commit_durably)
         if step is not None:
             log.info("txn_state", order_no=new.order_no, state=new.state.value,
                      previous=step.old.value, provider_ref=new.provider_ref,
@@ -945,6 +945,15 @@ class Engine:
         self._track(new)
         if step is not None:
             self._notify(new, step)
+            if not commit_durably:
+                # Committed and told, not yet durable: a crash keeps this state, a power
+                # cut may not.
+                failpoint("committed", new.state.value)
+                failpoint("power_cut", new.state.value, self.journal.simulate_power_cut)
+        if final or durable:
+            synced = self.journal.sync()  # a final state is made durable at once
+            if durable:
+                await synced
         return new
 
     async def _update(self, order_no: str, *, audit: AuditEntry | None = None,

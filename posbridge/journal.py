@@ -46,10 +46,19 @@ write                             durable    before / why
 ================================  =========  ===============================================
 a request's intent (pending)      yes        before the provider is called: a power cut must
                                              never forget an order the provider may have
-a final state (with its batch,    yes        before the register's answer and before the
-the original's refunded amount)              provider's notification is answered ``success``
-any state from a notification     yes        before ``success`` is answered (the provider
-                                             stops sending it then)
+a final state (with its batch,    at once    committed, then the register is answered, then
+the original's refunded amount)   after      made durable at once by a barrier (``sync``),
+                                  commit     grouped with other units: the only wait on the
+                                             disk of a sale is its intent's. A power cut
+                                             before that fsync takes the state back to an
+                                             earlier one, which recovery reconciles by a
+                                             query: a payment the provider approved ends
+                                             approved again, one it did not ends not
+                                             approved; its event is published once durable
+a state from a notification       yes        before ``success`` is answered (the provider
+                                             stops sending it then); a final one is told on
+                                             commit, like the runner's, and ``success`` waits
+                                             for the barrier
 pending → in_progress / unknown   no         recovery covers the loss: a lost state falls back
 (the runner's create and queries)            to ``pending`` (the intent), which a restart
                                              reconciles by a query, never by a second blind
@@ -63,8 +72,10 @@ refusal)                                     request, acknowledgement, batch clo
                                              a unit of its own (:mod:`posbridge.audit_log`)
 ================================  =========  ===============================================
 
-Reads (``status``, ``transactions.list``) see committed rows: a non-final state a power cut
-could take back, never a final one (a final state is durable before it is visible).
+Reads (``status``, ``transactions.list``) see committed rows, which a power cut could take
+back until the next durable point (a few milliseconds at most for a final state); what they
+show then comes back by recovery's query. Events and ``events.replay`` show only durable
+rows: a register never sees an event ``seq`` given again.
 
 Why units run on the loop: they are short (a few statements on a hot, local database), and
 running them in the writer thread made that thread and the loop take turns at the GIL at
@@ -630,6 +641,8 @@ class Journal:
         self._undelivered: list[EventRecord] = []
         self._sync_timer: asyncio.TimerHandle | None = None
         self._sync_wanted = False  # the undelivered events have waited long enough
+        self._undurable = False  # a committed-only group since the last durable point
+        self._sync_waiters: list[asyncio.Future[None]] = []  # see sync()
         # Per identity that emitted since open: the highest seq known durable (see
         # events_since). An identity absent here has only durable events (synced at open).
         self._durable_seqs: dict[str, int] = {}
@@ -693,7 +706,8 @@ class Journal:
         if self._writer is None:
             return
         writer, self._writer = self._writer, None  # submit() refuses from here on
-        while self._pending or self._committing or self._undelivered:  # no new units come in
+        while (self._pending or self._committing or self._undelivered
+               or self._sync_waiters):  # no new units come in
             if not self._committing:
                 self._sync_wanted = True
                 self._next()
@@ -717,6 +731,22 @@ class Journal:
         """Run ``fn`` atomically; its result once committed and, if ``durable``, on disk
         (see the module docstring for which writes must be)."""
         return await self.submit(fn, durable=durable)
+
+    def sync(self) -> asyncio.Future[None]:
+        """A durability barrier: the future resolves once everything committed so far is on
+        disk (at once when it is). The next group commits durably, or, with none waiting,
+        the WAL is fsynced on its own. Await it before acknowledging what a committed-only
+        unit recorded; or drop it to have that unit made durable soon, grouped with others."""
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        if not self._undurable:
+            fut.set_result(None)
+            return fut
+        self._sync_waiters.append(fut)
+        self._sync_wanted = True
+        if not self._committing and not self._flush_scheduled:
+            self._next()
+        return fut
 
     def submit(self, fn: Callable[[JournalTx], T], *,
                durable: bool = True) -> asyncio.Future[T]:
@@ -775,7 +805,7 @@ class Journal:
         """The events of committed-only units have waited ``EVENT_SYNC_DELAY_S``: the next
         group commits durably, or, with none waiting, the WAL is fsynced for them alone."""
         self._sync_timer = None
-        if not self._undelivered:
+        if not self._undelivered and not self._sync_waiters:
             return
         self._sync_wanted = True
         if not self._committing and not self._flush_scheduled:
@@ -786,7 +816,7 @@ class Journal:
         sure that undelivered events get one in time."""
         if self._pending:
             self._flush()
-        elif self._sync_wanted and self._undelivered:
+        elif self._sync_wanted and (self._undelivered or self._sync_waiters):
             self._committing = True
             self._commits.put(_Group(outcomes=[], emitted=[], saved_seqs={},
                                      started=time.perf_counter(), sync_only=True))
@@ -899,6 +929,7 @@ class Journal:
             else:
                 self.healthy = True
                 self.fsyncs += group.durable
+                self._undurable = self._undurable or not group.durable
                 self._undelivered += group.emitted
                 self._deliver(group.outcomes, durable=group.durable)
         self._next()
@@ -924,6 +955,11 @@ class Journal:
         the events waiting for that, in commit order."""
         if durable:
             self._sync_wanted = False
+            self._undurable = False
+            waiters, self._sync_waiters = self._sync_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
         if durable and self._undelivered:
             events, self._undelivered = self._undelivered, []
             for event in events:

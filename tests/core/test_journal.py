@@ -94,6 +94,41 @@ async def test_events_of_committed_only_units_get_a_sync_of_their_own(tmp_path: 
         assert [e.seq for e in await j.events_since("lane-1", 0)] == [1]
 
 
+async def test_sync_is_a_durability_barrier(tmp_path: Path) -> None:
+    """``sync()`` resolves once everything committed so far is fsynced (one fsync of the
+    WAL on its own when no durable unit comes), at once when it already is; the events
+    waiting for that are published before it resolves."""
+    published: list[EventRecord] = []
+    async with Journal(tmp_path / "j.sqlite", on_events=published.extend) as j:
+        j.EVENT_SYNC_DELAY_S = 3600.0  # only the barrier makes them durable here
+        await j.run(insert_unit(make("A1")))
+        fsyncs = j.fsyncs
+        done = j.sync()
+        assert done.done()  # nothing committed-only: already durable, no fsync
+        await done
+        assert j.fsyncs == fsyncs
+        await j.run(insert_unit(make("A2")), durable=False)
+        waits = [j.sync(), j.sync()]  # two callers, one fsync
+        assert not any(w.done() for w in waits) and [e.seq for e in published] == [1]
+        await asyncio.wait_for(asyncio.gather(*waits), timeout=30)
+        assert j.fsyncs == fsyncs + 1
+        assert [e.seq for e in published] == [1, 2]
+        await j.sync()
+        assert j.fsyncs == fsyncs + 1
+
+
+async def test_a_sync_asked_while_units_wait_makes_their_group_durable(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        j.EVENT_SYNC_DELAY_S = 3600.0
+        await j.run(insert_unit(make("A1")), durable=False)
+        fsyncs = j.fsyncs
+        later = j.submit(settings, durable=False)  # queued behind the barrier's request
+        barrier = j.sync()
+        assert await asyncio.wait_for(later, timeout=30) == ("wal", 2)  # FULL: carries it
+        await asyncio.wait_for(barrier, timeout=30)
+        assert j.fsyncs == fsyncs + 1
+
+
 async def test_close_makes_committed_only_units_durable_and_publishes(tmp_path: Path) -> None:
     published: list[EventRecord] = []
     async with Journal(tmp_path / "j.sqlite", on_events=published.extend) as j:

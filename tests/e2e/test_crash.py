@@ -50,14 +50,19 @@ async def test_kill_at_a_failpoint_then_restart(
 
 @pytest.mark.parametrize(("failpoint", "on_disk"), [
     # a crash: the in-progress state was committed, not yet durable; the crash keeps it
-    ("committed:in_progress@2", "in_progress"),
+    ("committed:in_progress@2", {"in_progress"}),
     # a power cut at the same instant: the WAL loses what was not durable, back to the intent
-    ("power_cut:in_progress@2", "pending"),
+    ("power_cut:in_progress@2", {"pending"}),
+    # the approval is committed and told, its fsync not done yet: a crash keeps it
+    ("committed:approved@2", {"approved"}),
+    # a power cut there takes it back to the last durable point: the intent, or the
+    # in-progress state if its event had been made durable (within milliseconds) by then
+    ("power_cut:approved@2", {"pending", "in_progress"}),
 ])
 async def test_kill_with_a_state_committed_but_not_durable(
-        tmp_path: Path, simulator: dict[str, Any], failpoint: str, on_disk: str) -> None:
-    """The second sale of the run is killed once its in-progress state is committed but not
-    yet durable. After the restart it ends approved with one create at the gateway, and every
+        tmp_path: Path, simulator: dict[str, Any], failpoint: str, on_disk: set[str]) -> None:
+    """The second sale of the run is killed once a state of it is committed but not yet
+    durable. After the restart it ends approved with one create at the gateway, and every
     event the register was shown live comes back from events.replay with the same seq and
     content: it saw nothing that the crash or the power cut took back. (The first sale puts
     the terminal on-line, whose status event would make the second sale's group durable.)"""
@@ -78,15 +83,16 @@ async def test_kill_with_a_state_committed_but_not_durable(
         assert await asyncio.to_thread(daemon.wait_killed) == -signal.SIGKILL
         with contextlib.closing(sqlite3.connect(tmp_path / "data" / "journal.sqlite")) as db:
             [(state,)] = db.execute("SELECT state FROM transactions WHERE order_no = 'N1'")
-        assert state == on_disk
+        assert state in on_disk
         txn, events = await final_after_restart(daemon, "N1")
     finally:
         daemon.stop()
     assert txn["state"] == "approved"
     assert (await sim_stats(simulator, "N1"))["codepay"]["creates"] == 1
     replayed = {e["seq"]: e["params"] for e in events}
-    assert [p["transaction"]["state"] for p in seen if p.get("transaction", {}).get(
-        "order_no") == "N1"] == ["pending"]
+    shown = [p["transaction"]["state"] for p in seen
+             if p.get("transaction", {}).get("order_no") == "N1"]
+    assert shown in (["pending"], ["pending", "in_progress"])  # never the approval
     assert seen and all(replayed.get(p["seq"]) == p for p in seen), (seen, events)
     assert txn_states(events, "N1").count("approved") == 1
 
