@@ -478,6 +478,11 @@ class EcrClient:
                 return await fut
         finally:
             self._waiting.pop(call_id, None)
+            if fut.done() and not fut.cancelled():
+                # The reader failed it while the send was still going (the send then raised
+                # ConnectionLost itself): read its outcome, so that asyncio does not report an
+                # exception that was never retrieved.
+                fut.exception()
 
     def _fail_waiting(self, error: BaseException) -> None:
         for fut in self._waiting.values():
