@@ -60,6 +60,19 @@ def run_header(name: str) -> str:
             f"{rsa_yardstick() * 1000:.3f} ms")
 
 
+def compile_bytecode() -> None:
+    """Compile the bridge's modules to bytecode (``__pycache__``, ignored by git), as pip and
+    the .deb do at install time: a timed start then reads them, as an installed daemon's
+    does, instead of compiling every module first (which a working tree run with
+    PYTHONDONTWRITEBYTECODE set would do at every start)."""
+    import compileall
+
+    import hardware
+
+    for package in (posbridge, hardware):
+        compileall.compile_dir(Path(package.__file__).parent, quiet=1)
+
+
 def target(label: str, figure: str, goal: str, met: bool) -> str:
     """One target line: the figure, the target, and ``met`` / ``MISSED``."""
     return f"  {label}: {figure}   (target {goal}: {'met' if met else 'MISSED'})"

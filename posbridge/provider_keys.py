@@ -223,7 +223,7 @@ def _merchant(kf: KeyFile, seen: Observed, half: Observed | None,
         return missing, None
     assert seen.content is not None
     try:
-        key = load_private_key(seen.content)
+        key = load_private_key(seen.content, full_check=True)
     except KeyFormatError as exc:
         return fail(name, f"{kf.path}: {exc}",
                     f"the merchant's RSA private key goes here (posbridge keys new "

@@ -32,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import html
-import importlib.resources
 import json
 import secrets
 import time
@@ -59,8 +59,15 @@ HEARTBEAT_S: Final = 10.0
 MAX_SANDBOX_BODY: Final = 1024
 _BOOT_MARK: Final = "/*POSBRIDGE_BOOT*/null"
 _NONCE_MARK: Final = "POSBRIDGE_NONCE"
-_PAGE: Final = (importlib.resources.files("hardware.displays") / "web_page.html").read_text(
-    encoding="utf-8")
+
+
+@functools.cache
+def _page() -> str:
+    """The kiosk page's template, read when a kiosk first asks for it."""
+    import importlib.resources  # (and zipfile with it): not at every start
+
+    return (importlib.resources.files("hardware.displays") / "web_page.html").read_text(
+        encoding="utf-8")
 
 
 class _Closed:
@@ -196,7 +203,7 @@ def render_page(display: WebDisplay, *, nonce: str, now: float) -> str:
     boot = json.dumps({"name": display.name, "sandbox": display.sandbox,
                        "frame": display.latest.to_dict(), "server_time": now},
                       ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    page = _PAGE.replace(_BOOT_MARK, boot).replace(_NONCE_MARK, nonce)
+    page = _page().replace(_BOOT_MARK, boot).replace(_NONCE_MARK, nonce)
     return page.replace("POSBRIDGE_TITLE", html.escape(display.name))
 
 

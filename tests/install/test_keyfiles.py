@@ -6,6 +6,7 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from posbridge.keyfiles import (
     KeyFormatError,
@@ -72,3 +73,25 @@ def test_same_key_tells_a_pair_from_two_keys() -> None:
     other = load_private_key(generate_rsa_pem(1024))
     assert same_key(KEY, KEY.public_key())
     assert not same_key(KEY, other.public_key())
+
+
+def _damaged_pem() -> bytes:
+    """KEY with its private exponent and one CRT exponent changed: a file whose parts no
+    longer agree. (One CRT value alone is not enough: OpenSSL checks each CRT result and
+    falls back to the private exponent, so such a key still signs correctly.)"""
+    n = KEY.private_numbers()
+    bad = rsa.RSAPrivateNumbers(p=n.p, q=n.q, d=n.d ^ 2, dmp1=n.dmp1 ^ 2, dmq1=n.dmq1,
+                                iqmp=n.iqmp, public_numbers=n.public_numbers)
+    return bad.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+
+
+@pytest.mark.parametrize("full_check", [False, True])
+def test_a_key_whose_parts_do_not_agree_is_refused(full_check: bool) -> None:
+    """By default the key must sign what its public half verifies (a damaged key would send
+    wrong signatures); the full check (keys check, doctor) is OpenSSL's own."""
+    with pytest.raises(KeyFormatError) as exc:
+        load_private_key(_damaged_pem(), full_check=full_check)
+    assert "BEGIN" not in str(exc.value)
+    assert same_key(load_private_key(PEM, full_check=full_check), KEY.public_key())
