@@ -118,6 +118,7 @@ def _read_secret() -> str:
 # The parser
 
 SUBCOMMANDS: list[SubcommandBuilder] = [_add_config, _add_hash_secret]
+OWN_COMMANDS: frozenset[str] = frozenset({"config", "hash-secret"})  # added by SUBCOMMANDS
 
 
 # The module that adds each top-level command (its ``register_commands`` builder): ``main``
@@ -139,7 +140,10 @@ COMMAND_MODULES: dict[str, str] = {
 
 def _other_builders(command: str | None = None) -> list[SubcommandBuilder]:
     """Builders of sub-commands living in other modules: only the one adding ``command``
-    when it is known, else all of them (for help and for the error naming a bad command)."""
+    when it is known (none for this module's own), else all of them (for help and for the
+    error naming a bad command)."""
+    if command in OWN_COMMANDS:
+        return []
     module = COMMAND_MODULES.get(command or "")
     names = [module] if module else list(dict.fromkeys(COMMAND_MODULES.values()))
     return [importlib.import_module(name).register_commands for name in names]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from posbridge.cli import COMMAND_MODULES, SUBCOMMANDS, build_parser, main
+from posbridge.cli import COMMAND_MODULES, OWN_COMMANDS, SUBCOMMANDS, build_parser, main
 from posbridge.secrets import check_hash_format, verify_secret
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "posbridge.example.toml"
@@ -135,6 +135,14 @@ def test_each_command_is_listed_with_the_module_that_adds_it() -> None:
         importlib.import_module(module).register_commands(sub)
         listed = {command for command, owner in COMMAND_MODULES.items() if owner == module}
         assert set(sub.choices) == listed, module
+
+
+def test_this_modules_commands_are_the_ones_listed_as_its_own() -> None:
+    sub = argparse.ArgumentParser().add_subparsers()
+    for build in SUBCOMMANDS:
+        build(sub)
+    assert set(sub.choices) == OWN_COMMANDS
+    assert not OWN_COMMANDS & set(COMMAND_MODULES)
 
 
 def test_a_command_is_parsed_with_its_own_module_only() -> None:
