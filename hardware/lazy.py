@@ -11,7 +11,7 @@ for its public names, so ``from hardware.displays import PoleDisplay`` keeps wor
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -42,19 +42,24 @@ class LazyKinds(Mapping[str, Callable[..., T]], Generic[T]):
     def __repr__(self) -> str:
         return f"LazyKinds({self._targets!r})"
 
+    def targets(self) -> list[str]:
+        """The ``"module:Class"`` of every kind."""
+        return list(self._targets.values())
 
-def lazy_attributes(package: str, targets: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` for ``package``: a name of ``targets`` is imported when first
-    read (and kept in the package's namespace); any other name is an ``AttributeError``."""
+
+def lazy_attributes(namespace: dict[str, Any], targets: Iterable[str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for the package whose ``globals()`` is ``namespace``: the name
+    of each ``"module:name"`` of ``targets`` is imported when first read (then kept in the
+    namespace); any other name is an ``AttributeError``."""
+    by_name = {target.partition(":")[2]: target for target in targets}
 
     def __getattr__(name: str) -> Any:
         try:
-            target = targets[name]
+            target = by_name[name]
         except KeyError:
+            package = namespace["__name__"]
             raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
-        value = load(target)
-        globals_of_package = importlib.import_module(package).__dict__
-        globals_of_package[name] = value
+        value = namespace[name] = load(target)
         return value
 
     return __getattr__

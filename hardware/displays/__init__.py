@@ -45,10 +45,8 @@ DISPLAYS: LazyKinds[Display] = LazyKinds({
     "file": "hardware.displays.file:FileDisplay",
 })
 
-__getattr__ = lazy_attributes(__name__, {
-    "FileDisplay": "hardware.displays.file:FileDisplay",
-    "PoleDisplay": "hardware.displays.pole:PoleDisplay",
-    "RecordingDisplay": "hardware.displays.recording:RecordingDisplay",
-    "WebDisplay": "hardware.displays.web:WebDisplay",
-    "display_routes": "hardware.displays.web:display_routes",
-})
+__getattr__ = lazy_attributes(globals(), [
+    *DISPLAYS.targets(),
+    "hardware.displays.recording:RecordingDisplay",
+    "hardware.displays.web:display_routes",
+])

@@ -30,9 +30,5 @@ PRINTERS: LazyKinds[Printer] = LazyKinds({
     "file": "hardware.printers.file:FilePrinter",
 })
 
-__getattr__ = lazy_attributes(__name__, {
-    "FilePrinter": "hardware.printers.file:FilePrinter",
-    "RecordingPrinter": "hardware.printers.recording:RecordingPrinter",
-    "SerialPrinter": "hardware.printers.serial:SerialPrinter",
-    "TcpPrinter": "hardware.printers.tcp:TcpPrinter",
-})
+__getattr__ = lazy_attributes(globals(), [
+    *PRINTERS.targets(), "hardware.printers.recording:RecordingPrinter"])
