@@ -43,7 +43,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, TypedDict, cast
+from typing import Any, Protocol, TypedDict, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -155,6 +155,12 @@ class Notification(TypedDict):
 
 
 # -- errors ---------------------------------------------------------------------------------
+
+
+class _Sender(Protocol):
+    """What a request needs of its connection: to send one text frame."""
+
+    async def send(self, message: str) -> None: ...
 
 
 class EcrError(PosbridgeError):
@@ -461,7 +467,7 @@ class EcrClient:
                 return ws
             delay = min(delay * 2, longest)
 
-    async def _request(self, ws: ClientConnection, method: str,
+    async def _request(self, ws: _Sender, method: str,
                        params: Mapping[str, Any] | None, *, timeout: float | None = None) -> Any:
         call_id = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -33,7 +33,7 @@ async def test_a_request_lost_while_sending_fails_once_and_leaves_nothing_unretr
         client = EcrClient("ws://127.0.0.1:9/ecr", "a-token", header=True, open_timeout=1.0,
                            reconnect=False, last_seq=None, backoff_s=(0.1, 1.0))
         with pytest.raises(ConnectionLost):
-            await client._request(_ClosingConnection(client), "ping", None)  # type: ignore[arg-type]
+            await client._request(_ClosingConnection(client), "ping", None)
         gc.collect()
         await asyncio.sleep(0)
     finally:
