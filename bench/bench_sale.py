@@ -1,7 +1,7 @@
 """Card sale latency and throughput through the bridge, against the same simulator called
 directly (signing and verification, no bridge), measured in one run.
 
-    python bench/bench_sale.py [--sales 300] [--registers 200] [--seconds 8]
+    python bench/bench_sale.py [--sales 300] [--registers 200] [--seconds 8] [--windows 4]
                                [--approve-delay 0] [--profile-bridge FILE] [--py-spy FILE]
 
 Three processes on this machine: the CodePay simulator (``posbridge simulate``), the daemon
@@ -16,11 +16,14 @@ bridge and the direct baseline see the same terminal.
   again at once, where the bridge waits for the signed notification. The two alternate in
   blocks so that drift (CPU frequency, page cache) hits both alike;
 * throughput: ``--registers`` WebSocket connections (one configured register identity and one
-  terminal each, as in a store) running sales back to back for ``--seconds``; a sale counts
-  once its register has the final answer. The same number of direct clients, each doing
-  create + query loops against the simulator, gives the simulator's own ceiling on this
-  machine in the same run. CPU seconds of each process over each phase are read from
-  ``/proc`` (Linux), so the report says which process was the bottleneck;
+  terminal each, as in a store) running sales back to back; a sale counts once its register
+  has the final answer. The same number of direct clients, each doing create + query loops
+  against the simulator, gives the simulator's own ceiling on this machine in the same run.
+  Each side is measured for ``--seconds`` in all, in ``--windows`` windows that alternate
+  with the other side's (the machine's drift falls on both alike); a window opens once every
+  lane is busy and counts the sales that finish in it, beside the CPU seconds each process
+  used in it (``/proc``, Linux), so the report says which process was the bottleneck, and
+  which of the bridge's threads;
 * the floor: the bridge's provider work is what the direct client does per sale, so a bridge
   costing no more CPU than that client, beside this simulator and these registers, could do
   at most the printed sales/s on the CPU that other processes left to these three.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import statistics
@@ -46,6 +50,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +72,7 @@ from posbridge.providers.codepay.client import CodePayProvider
 from posbridge.sandbox.codepay_sim import APP_ID, MERCHANT_NO
 
 BLOCK = 25  # latency: direct and bridged alternate in blocks of this many sales
+RAMP_S = 1.0  # throughput: seconds from the lanes' start until a window is measured
 TARGET_MEDIAN = 1.3  # latency, one register: bridge / direct, median
 TARGET_P99 = 1.6  # and p99
 TARGET_CPU = 1.3  # CPU per sale with 200 registers: bridge / direct client
@@ -83,7 +89,11 @@ def terminal_sn(k: int) -> str:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -94,41 +104,88 @@ def machine_jiffies() -> tuple[int, int]:
     return total - values[3] - values[4], total
 
 
+@dataclass
+class Usage:
+    """What the processes used over one measured window, or the sum of several."""
+
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # seconds, per named process
+    loop: float = 0.0  # seconds of the bridge's event-loop thread (its main thread)
+    busy: int = 0  # jiffies of the whole machine
+    total: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.wall + other.wall,
+                     {n: self.cpu.get(n, 0.0) + other.cpu.get(n, 0.0)
+                      for n in self.cpu.keys() | other.cpu.keys()},
+                     self.loop + other.loop, self.busy + other.busy, self.total + other.total)
+
+
+@dataclass
+class Snapshot:
+    at: float
+    cpu: dict[str, float]
+    loop: float
+    jiffies: tuple[int, int]
+
+    def __sub__(self, before: Snapshot) -> Usage:
+        return Usage(self.at - before.at, {n: s - before.cpu[n] for n, s in self.cpu.items()},
+                     self.loop - before.loop, self.jiffies[0] - before.jiffies[0],
+                     self.jiffies[1] - before.jiffies[1])
+
+
 class CpuMeter:
-    """CPU seconds used by each named process between start() and stop()."""
+    """CPU seconds used by each named process (``bridge`` among them) between snapshots."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
-        self._t0 = 0.0
-        self._c0: dict[str, float] = {}
-        self._m0 = (0, 0)
-        self.per_sale: dict[str, float] = {}  # seconds of CPU per sale, of the last stop(sales)
-        self.left_cores = 0.0  # cores not taken by other processes, over the last stop()
+        self._start: Snapshot | None = None
+
+    def snapshot(self) -> Snapshot:
+        bridge = self.pids["bridge"]
+        return Snapshot(time.perf_counter(), {n: cpu_seconds(p) for n, p in self.pids.items()},
+                        cpu_seconds_of(Path(f"/proc/{bridge}/task/{bridge}/stat")),
+                        machine_jiffies())
 
     def start(self) -> None:
-        self._t0 = time.perf_counter()
-        self._c0 = {n: cpu_seconds(p) for n, p in self.pids.items()}
-        self._m0 = machine_jiffies()
+        self._start = self.snapshot()
 
-    def stop(self, sales: int = 0) -> str:
-        """Each process's CPU share of the wall time; with ``sales``, also its CPU per sale,
-        and what that sum allows on this machine's cores (the CPU budget of a sale)."""
-        wall = time.perf_counter() - self._t0
-        used = {n: cpu_seconds(p) - self._c0[n] for n, p in self.pids.items()}
-        busy, total = (b - a for a, b in zip(self._m0, machine_jiffies(), strict=True))
-        cores = os.cpu_count() or 1
-        others = max(0.0, busy / max(total, 1) * cores - sum(used.values()) / wall)
-        self.left_cores = cores - others
-        if not sales:
-            return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
-        self.per_sale = {n: s / sales for n, s in used.items()}
-        per_sale = sum(used.values()) / sales
-        return ("   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
-                                       for n, s in used.items() if s > 0)
-                + f"\n   budget: {1000 * per_sale:.2f} ms of CPU per sale in all; {cores} cores"
-                f" allow at most {cores / per_sale:.0f} sales/s; the machine was"
-                f" {100 * busy / max(total, 1):.0f}% busy, other processes took"
-                f" {others:.2f} cores")
+    def stop(self) -> Usage:
+        assert self._start is not None
+        return self.snapshot() - self._start
+
+
+def per_sale(usage: Usage, sales: int) -> dict[str, float]:
+    """Seconds of CPU per sale of each process."""
+    return {n: s / max(sales, 1) for n, s in usage.cpu.items()}
+
+
+def left_cores(usage: Usage) -> float:
+    """The cores that processes other than these left to them, over ``usage``."""
+    cores = os.cpu_count() or 1
+    others = max(0.0, usage.busy / max(usage.total, 1) * cores
+                 - sum(usage.cpu.values()) / max(usage.wall, 1e-9))
+    return cores - others
+
+
+def cpu_report(usage: Usage, sales: int = 0) -> str:
+    """Each process's CPU share of the wall time; with ``sales``, also its CPU per sale, and
+    what that sum allows on this machine's cores (the CPU budget of a sale)."""
+    wall, used = max(usage.wall, 1e-9), usage.cpu
+    if not sales:
+        return "   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}%" for n, s in used.items())
+    cores = os.cpu_count() or 1
+    total = sum(used.values()) / sales
+    bridge = used.get("bridge", 0.0)
+    split = (f" (its event-loop thread {1000 * usage.loop / sales:.2f} ms/sale, its other"
+             f" threads {1000 * (bridge - usage.loop) / sales:.2f} ms/sale)"
+             if bridge > 0.05 * wall else "")
+    return ("   cpu: " + ", ".join(f"{n} {100 * s / wall:.0f}% ({1000 * s / sales:.2f} ms/sale)"
+                                   for n, s in used.items() if s > 0) + split
+            + f"\n   budget: {1000 * total:.2f} ms of CPU per sale in all; {cores} cores"
+            f" allow at most {cores / total:.0f} sales/s; the machine was"
+            f" {100 * usage.busy / max(usage.total, 1):.0f}% busy, other processes took"
+            f" {cores - left_cores(usage):.2f} cores")
 
 
 def describe(name: str, seconds: list[float]) -> str:
@@ -174,22 +231,45 @@ async def bridged_sale(ecr: EcrClient, order_no: str, terminal: str) -> float:
     return elapsed
 
 
-async def rate(lanes: int, seconds: float,
-               sale: Callable[[int, int], Awaitable[float]]) -> tuple[int, float, list[float]]:
-    """``lanes`` loops of back-to-back sales until ``seconds`` pass; every sale started is
-    waited for, and the elapsed time runs until the last one finished."""
-    stop_at = time.perf_counter() + seconds
-    latencies: list[float] = []
+@dataclass
+class Window:
+    """One measured window of a throughput phase."""
+
+    usage: Usage
+    latencies: list[float]  # of the sales that finished in the window
+
+
+async def rate(lanes: int, seconds: float, sale: Callable[[int, int], Awaitable[float]],
+               meter: CpuMeter, on_window: Callable[[bool], None] | None = None) -> Window:
+    """``lanes`` loops of back-to-back sales; measured over ``seconds`` once ``RAMP_S`` have
+    passed (every lane busy by then): the CPU used in that window and the sales that finished
+    in it. As many sales are in flight at its end as at its start, so their partial work
+    cancels out; sales still running at the end finish unmeasured. ``on_window(True)`` /
+    ``(False)`` run as the window opens and closes."""
+    t0 = time.perf_counter()
+    stop_at = t0 + RAMP_S + seconds
+    finished: list[tuple[float, float]] = []  # (finished at, latency)
 
     async def lane(k: int) -> None:
         i = 0
         while time.perf_counter() < stop_at:
-            latencies.append(await sale(k, i))
+            latency = await sale(k, i)
+            finished.append((time.perf_counter(), latency))
             i += 1
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(lane(k) for k in range(lanes)))
-    return len(latencies), time.perf_counter() - t0, latencies
+    async def window() -> tuple[Snapshot, Snapshot]:
+        await asyncio.sleep(RAMP_S)
+        if on_window is not None:
+            on_window(True)
+        opened = meter.snapshot()
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        closed = meter.snapshot()
+        if on_window is not None:
+            on_window(False)
+        return opened, closed
+
+    *_, (opened, closed) = await asyncio.gather(*(lane(k) for k in range(lanes)), window())
+    return Window(closed - opened, [lat for at, lat in finished if opened.at <= at <= closed.at])
 
 
 def scrape(http: str) -> dict[str, float]:
@@ -234,13 +314,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sales", type=int, default=300, help="latency: sales of each kind")
     ap.add_argument("--registers", type=int, default=200)
-    ap.add_argument("--seconds", type=float, default=8.0, help="each throughput phase")
+    ap.add_argument("--seconds", type=float, default=8.0,
+                    help="throughput: measured seconds on each side (direct, bridged)")
+    ap.add_argument("--windows", type=int, default=4,
+                    help="throughput: the measured seconds of each side come in this many "
+                         "windows, alternating with the other side's")
     ap.add_argument("--approve-delay", type=float, default=0.0,
                     help="the simulated terminal's time per card (same for both sides)")
     ap.add_argument("--profile-bridge", type=Path, default=None,
                     help="run the daemon under cProfile and write the stats here")
     ap.add_argument("--py-spy", type=Path, default=None,
-                    help="sample the daemon with py-spy during the bridged throughput phase "
+                    help="sample the daemon with py-spy during the first bridged throughput "
+                         "window "
                          "and write its raw (collapsed) stacks here; see bench/spy_top.py")
     args = ap.parse_args()
     registers = max(1, args.registers)
@@ -296,7 +381,7 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
                 d.append(await direct.sale(f"D{pid}x{len(d)}", terminal_sn(0)))
             for _ in range(n):
                 b.append(await bridged_sale(ecr, f"B{pid}x{len(b)}", "lane-0"))
-        cpu = meter.stop()
+        cpu = cpu_report(meter.stop())
         m1 = scrape(http)
         print("\nlatency, one register (sequential sales)" + cpu)
         print(breakdown(m0, m1))
@@ -314,11 +399,13 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
         # -- throughput ----------------------------------------------------------------------
         clients += await asyncio.gather(*(EcrClient.connect(url, token(k))
                                           for k in range(1, registers)))
-        async def direct_sale(k: int, i: int) -> float:
-            return await direct.sale(f"E{pid}x{k}x{i}", terminal_sn(k))
+        serial = itertools.count()  # order numbers unique over all windows
 
-        async def bridge_sale(k: int, i: int) -> float:
-            return await bridged_sale(clients[k], f"T{pid}x{k}x{i}", f"lane-{k}")
+        async def direct_sale(k: int, _i: int) -> float:
+            return await direct.sale(f"E{pid}x{k}x{next(serial)}", terminal_sn(k))
+
+        async def bridge_sale(k: int, _i: int) -> float:
+            return await bridged_sale(clients[k], f"T{pid}x{k}x{next(serial)}", f"lane-{k}")
 
         # Warm-up: one untimed sale per lane on each side. A terminal's first answer
         # announces it on-line (a terminal.status event to every register: 200 x 200 events
@@ -327,40 +414,60 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
                                for k in range(registers)))
         await asyncio.gather(*(bridged_sale(c, f"X{pid}x{k}", f"lane-{k}")
                                for k, c in enumerate(clients)))
-        meter.start()
-        n_d, t_d, lat_d = await rate(registers, args.seconds, direct_sale)
-        cpu_d = meter.stop(n_d)
-        direct_client = meter.per_sale["driver"]
-        m0 = scrape(http)
+        # Direct and bridged windows alternate, so that the machine's drift (other guests on
+        # the host, CPU frequency) falls on both sides alike.
         spy = None
-        if args.py_spy:
-            spy = subprocess.Popen(
-                [str(Path(sys.executable).with_name("py-spy")), "record", "-p",
-                 str(meter.pids["bridge"]), "-r", "200", "-d", str(int(args.seconds)), "-f",
-                 "raw", "-o", str(args.py_spy)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        meter.start()
-        n_b, t_b, lat_b = await rate(registers, args.seconds, bridge_sale)
-        cpu_b = meter.stop(n_b)
+        direct_w: list[Window] = []
+        bridge_w: list[Window] = []
+        deltas: dict[str, float] = {}
+        scraped: list[dict[str, float]] = []
+
+        def on_bridge_window(opening: bool) -> None:
+            nonlocal spy
+            if opening and args.py_spy and spy is None:  # the first bridged window only
+                spy = subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "-p",
+                     str(meter.pids["bridge"]), "-r", "200", "-d", str(max(1, int(window_s))),
+                     "-f", "raw", "-o", str(args.py_spy)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            scraped.append(scrape(http))
+            if not opening:
+                before, after = scraped[-2:]
+                for key, value in after.items():
+                    deltas[key] = deltas.get(key, 0.0) + value - before.get(key, 0.0)
+
+        window_s = args.seconds / args.windows
+        for _ in range(args.windows):
+            direct_w.append(await rate(registers, window_s, direct_sale, meter))
+            bridge_w.append(await rate(registers, window_s, bridge_sale, meter,
+                                       on_window=on_bridge_window))
         if spy is not None:
             spy.wait()
+        use_d, use_b = (sum((w.usage for w in ws), Usage()) for ws in (direct_w, bridge_w))
+        lat_d = [lat for w in direct_w for lat in w.latencies]
+        lat_b = [lat for w in bridge_w for lat in w.latencies]
+        n_d, n_b = len(lat_d), len(lat_b)
+        cpu_d, cpu_b = cpu_report(use_d, n_d), cpu_report(use_b, n_b)
+        direct_client = per_sale(use_d, n_d)["driver"]
+        bridged = per_sale(use_b, n_b)
         # The bridge's provider work (sign, verify two answers, one HTTP request out, one in)
         # is what the direct client does; with no other cost, this is the machine's ceiling.
-        floor = direct_client + meter.per_sale["simulator"] + meter.per_sale["driver"]
-        floor_rate = meter.left_cores / floor
+        floor = direct_client + bridged["simulator"] + bridged["driver"]
+        floor_rate = left_cores(use_b) / floor
         cpu_b += (f"\n   floor: a bridge costing no more CPU than the direct client "
                   f"({1000 * direct_client:.2f} ms/sale) would still need {1000 * floor:.2f} ms"
                   f" per sale in all: at most {(os.cpu_count() or 1) / floor:.0f} sales/s on"
-                  f" all cores, {floor_rate:.0f} sales/s on the {meter.left_cores:.2f} cores"
+                  f" all cores, {floor_rate:.0f} sales/s on the {left_cores(use_b):.2f} cores"
                   f" other processes left")
-        bridge_cpu = meter.per_sale["bridge"]
-        m1 = scrape(http)
-        print(f"\nthroughput, {registers} concurrent lanes, {args.seconds:g} s each")
+        bridge_cpu = bridged["bridge"]
+        t_d, t_b = use_d.wall, use_b.wall
+        print(f"\nthroughput, {registers} concurrent lanes: {args.windows} windows of"
+              f" {window_s:g} s on each side, alternating, each once every lane is busy")
         print(f"direct (sign+verify)  {n_d:6} sales in {t_d:5.1f} s = {n_d / t_d:6.0f} sales/s"
               f"   median {statistics.median(lat_d) * 1000:6.1f} ms\n" + cpu_d)
         print(f"through the bridge    {n_b:6} sales in {t_b:5.1f} s = {n_b / t_b:6.0f} sales/s"
               f"   median {statistics.median(lat_b) * 1000:6.1f} ms\n" + cpu_b)
-        print(breakdown(m0, m1))
+        print(breakdown({}, deltas))
         rb = n_b / t_b
         cpu_ratio = bridge_cpu / direct_client
         results += [
