@@ -103,6 +103,7 @@ import base64
 import collections
 import contextlib
 import json
+import operator
 import os
 import queue
 import sqlite3
@@ -238,15 +239,17 @@ def _txn_from_row(row: sqlite3.Row) -> TxnRecord:
     return TxnRecord(**values)
 
 
+_txn_values = operator.attrgetter(*_TXN_COLUMNS)
+_EXTRA = _TXN_COLUMNS.index("extra")
+
+
 def _txn_to_row(rec: TxnRecord) -> tuple[object, ...]:
-    return tuple(_column(rec, name) for name in _TXN_COLUMNS)
-
-
-def _column(rec: TxnRecord, name: str) -> object:
-    value = getattr(rec, name)
-    if name == "extra":
-        return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else "{}"
-    return value
+    """The record's columns in ``_TXN_COLUMNS`` order; ``extra`` as its JSON text."""
+    row = _txn_values(rec)
+    if not rec.extra:
+        return (*row[:_EXTRA], "{}", *row[_EXTRA + 1:])
+    extra = json.dumps(rec.extra, sort_keys=True, separators=(",", ":"))
+    return (*row[:_EXTRA], extra, *row[_EXTRA + 1:])
 
 
 def _batch_from_row(row: sqlite3.Row) -> BatchRecord:
@@ -447,6 +450,9 @@ class JournalTx(Reads):
         self._seqs = seqs
         self._durable_seqs = durable_seqs if durable_seqs is not None else {}
         self.emitted: list[EventRecord] = []
+        #: Each identity this unit emitted for, with its seq before (None: none known yet),
+        #: so that undoing the unit puts back exactly what it changed.
+        self.prior_seqs: dict[str, int | None] = {}
 
     def insert(self, rec: TxnRecord) -> None:
         marks = ", ".join("?" * len(_TXN_COLUMNS))
@@ -482,6 +488,7 @@ class JournalTx(Reads):
         """Append an event to the identity's outbox; it is published once durable.
         ``params_json``: ``params`` already encoded (compact JSON), to encode them once."""
         seq = self._seqs.get(identity)
+        self.prior_seqs.setdefault(identity, seq)
         if seq is None:
             row = self.conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM events WHERE identity = ?", (identity,)
@@ -595,6 +602,15 @@ _Unit = tuple[Callable[["JournalTx"], Any], "asyncio.Future[Any]", bool]
 _Outcome = tuple["asyncio.Future[Any]", bool, Any]
 
 
+def _restore_seqs(seqs: dict[str, int], prior: dict[str, int | None]) -> None:
+    """Undo the seqs handed out since ``prior`` was taken (see JournalTx.prior_seqs)."""
+    for identity, seq in prior.items():
+        if seq is None:
+            seqs.pop(identity, None)
+        else:
+            seqs[identity] = seq
+
+
 @dataclass
 class _Group:
     """Units run and waiting for their COMMIT in the writer thread (or, with ``sync_only``,
@@ -602,7 +618,7 @@ class _Group:
 
     outcomes: list[_Outcome]
     emitted: list[EventRecord]
-    saved_seqs: dict[str, int]
+    prior_seqs: dict[str, int | None]  # as JournalTx.prior_seqs, for the whole group
     started: float  # perf_counter() at BEGIN
     durable: bool = True  # committed with synchronous=FULL (or an fsync of the WAL)
     sync_only: bool = False
@@ -774,7 +790,7 @@ class Journal:
         # FULL when any waiting unit must be durable (if the time budget ends the group
         # before it, this group is durable too: never less than asked), or events wait.
         durable = self._durable_pending > 0 or self._sync_wanted
-        group = _Group(outcomes=[], emitted=[], saved_seqs=dict(self._seqs), started=started,
+        group = _Group(outcomes=[], emitted=[], prior_seqs={}, started=started,
                        durable=durable)
         units: list[_Unit] = []
         try:
@@ -793,7 +809,7 @@ class Journal:
                 unit = self._pending.popleft()
                 self._durable_pending -= unit[2]
                 units.append(unit)
-                group.outcomes.append(self._run_unit(conn, unit, group.emitted))
+                group.outcomes.append(self._run_unit(conn, unit, group))
         except sqlite3.Error as exc:
             self._failed(conn, group, [fut for _, fut, _ in units], exc)
             self._flush_later(0.0)
@@ -818,7 +834,7 @@ class Journal:
             self._flush()
         elif self._sync_wanted and (self._undelivered or self._sync_waiters):
             self._committing = True
-            self._commits.put(_Group(outcomes=[], emitted=[], saved_seqs={},
+            self._commits.put(_Group(outcomes=[], emitted=[], prior_seqs={},
                                      started=time.perf_counter(), sync_only=True))
         elif self._undelivered and self._sync_timer is None:
             self._sync_soon()
@@ -847,22 +863,21 @@ class Journal:
             assert self._loop is not None
             self._loop.call_later(delay_s, self._flush)
 
-    def _run_unit(self, conn: sqlite3.Connection, unit: _Unit,
-                  emitted: list[EventRecord]) -> _Outcome:
+    def _run_unit(self, conn: sqlite3.Connection, unit: _Unit, group: _Group) -> _Outcome:
         fn, fut, _durable = unit
         tx = JournalTx(conn, self._seqs, self._durable_seqs)
-        before = dict(self._seqs)
         conn.execute("SAVEPOINT unit")
         try:
             result = fn(tx)
         except Exception as exc:  # the unit's own failure: undo just this unit
             conn.execute("ROLLBACK TO unit")
             conn.execute("RELEASE unit")
-            self._seqs.clear()
-            self._seqs.update(before)
+            _restore_seqs(self._seqs, tx.prior_seqs)
             return fut, False, exc
         conn.execute("RELEASE unit")
-        emitted.extend(tx.emitted)
+        group.emitted.extend(tx.emitted)
+        for identity, seq in tx.prior_seqs.items():
+            group.prior_seqs.setdefault(identity, seq)
         return fut, True, result
 
     def _commit_loop(self) -> None:
@@ -945,8 +960,7 @@ class Journal:
         log.error("journal_commit_failed", error=str(exc))
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-        self._seqs.clear()
-        self._seqs.update(group.saved_seqs)
+        _restore_seqs(self._seqs, group.prior_seqs)
         err = JournalError(f"the journal could not commit: {exc}")
         self._deliver([(fut, False, err) for fut in futs], durable=False)
 

@@ -170,6 +170,30 @@ async def test_a_failing_unit_rolls_back_alone(tmp_path: Path) -> None:
         assert [e.seq for e in events] == [1, 2]  # the failed unit's seq was not used
 
 
+async def test_a_failing_unit_gives_back_the_seqs_of_identities_it_was_first_to_use(
+        tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.sqlite") as j:
+        await j.run(insert_unit(make("A1")))
+
+        def bad(tx: JournalTx) -> None:
+            tx.emit("lane-1", "transaction.updated", {})
+            tx.emit("lane-9", "transaction.updated", {})  # no event for lane-9 yet
+            tx.emit("lane-9", "transaction.updated", {})
+            raise ValueError("refused")
+
+        with pytest.raises(ValueError, match="refused"):
+            await j.run(bad)
+
+        def good(tx: JournalTx) -> None:
+            tx.emit("lane-9", "transaction.updated", {"n": 1})
+            tx.emit("lane-1", "transaction.updated", {"n": 2})
+
+        await j.run(good)
+        assert [e.seq for e in await j.events_since("lane-9", 0)] == [1]
+        assert [e.seq for e in await j.events_since("lane-1", 0)] == [1, 2]
+
+
+
 async def test_duplicate_primary_key_is_a_unit_error_not_a_corruption(tmp_path: Path) -> None:
     async with Journal(tmp_path / "j.sqlite") as j:
         await j.run(insert_unit(make("A1")))
