@@ -5,6 +5,7 @@ Amounts become decimal strings in major units, times RFC 3339 UTC.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from posbridge.ecr.protocol import dumps
@@ -18,10 +19,18 @@ SUBJECT_KINDS = QR_KINDS | {op.kind for op in OPERATIONS.values() if op.original
 
 
 def rfc3339(ms: int | None) -> str | None:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds: ``2026-12-02T09:10:06.123Z``."""
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    second, milli = divmod(ms, 1000)
+    return f"{_utc_second(second)}.{milli:03d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_second(second: int) -> str:
+    """``2026-12-02T09:10:06``: a second's date and time, formatted once (a transaction's
+    times repeat the same few seconds)."""
+    return datetime.fromtimestamp(second, tz=UTC).replace(tzinfo=None).isoformat()
 
 
 def txn_view(rec: TxnRecord) -> dict[str, object]:

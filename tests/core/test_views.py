@@ -44,3 +44,13 @@ def test_only_the_newest_orders_are_kept() -> None:
         views.txn_json(record(f"K{i}"))
     assert len(views._json_kept) == views.JSON_KEPT
     assert "K0" not in views._json_kept and f"K{views.JSON_KEPT + 9}" in views._json_kept
+
+
+def test_times_are_rfc3339_utc_with_exact_milliseconds() -> None:
+    assert views.rfc3339(None) is None
+    assert views.rfc3339(0) == "1970-01-01T00:00:00.000Z"
+    assert views.rfc3339(1_764_666_606_123) == "2025-12-02T09:10:06.123Z"
+    assert views.rfc3339(1_764_666_606_999) == "2025-12-02T09:10:06.999Z"
+    assert views.rfc3339(1_764_666_607_000) == "2025-12-02T09:10:07.000Z"
+    # integer arithmetic: no float rounding takes a millisecond off late dates
+    assert views.rfc3339(253_402_300_799_999) == "9999-12-31T23:59:59.999Z"
