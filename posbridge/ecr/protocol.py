@@ -264,13 +264,7 @@ def _decode(data: str | bytes) -> object:
         raise parse_error(f"frame larger than {MAX_FRAME_BYTES} bytes")
     _check_depth(text)
     try:
-        obj: object = json.loads(
-            text,
-            object_pairs_hook=_unique_object,
-            parse_int=_bounded_int,
-            parse_float=_finite_float,
-            parse_constant=_no_constant,
-        )
+        obj: object = _DECODER.decode(text)
     except _Hostile as exc:
         raise parse_error(str(exc)) from None
     except ValueError:
@@ -282,6 +276,8 @@ def _decode(data: str | bytes) -> object:
 
 def _check_depth(text: str) -> None:
     """Refuse deep nesting before the recursive decoder ever sees it."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # not enough opening brackets (in strings or not) to nest any deeper
     depth = 0
     for match in _DEPTH_TOKEN.finditer(text):
         token = match.group()
@@ -335,6 +331,11 @@ def _finite_float(literal: str) -> float:
 
 def _no_constant(name: str) -> object:
     raise _Hostile(f"{name} is not JSON")
+
+
+#: One decoder for every frame (``json.loads`` with hooks would build one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_object, parse_int=_bounded_int,
+                            parse_float=_finite_float, parse_constant=_no_constant)
 
 
 def _request_id(obj: dict[str, object]) -> RequestId | None:

@@ -13,9 +13,12 @@ from typing import Final
 MAX_DEPTH: Final = 32
 
 
-def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+def too_deep(value: object, limit: int = MAX_DEPTH, *, text: str | bytes | None = None) -> bool:
     """Whether ``value`` nests lists or objects more than ``limit`` levels (checked without
-    recursion, so it is safe on any decoded value)."""
+    recursion, so it is safe on any decoded value). ``text``: the JSON it was decoded from;
+    with no more opening brackets in it than ``limit`` (in strings or not), it cannot."""
+    if text is not None and _openings(text) <= limit:
+        return False
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -29,3 +32,9 @@ def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _openings(text: str | bytes) -> int:
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{")
+    return text.count("[") + text.count("{")

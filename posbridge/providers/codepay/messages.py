@@ -515,15 +515,19 @@ def dumps(body: Mapping[str, object]) -> str:
 # -- answers --------------------------------------------------------------------------------
 
 
+#: Numbers with decimals as Decimal, never float (one decoder for every answer).
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def parse_json(body: bytes) -> dict[str, object] | None:
     """A JSON object with numbers as Decimal / int, or None if ``body`` is not one (or nests
     deeper than :data:`~posbridge.providers.json_depth.MAX_DEPTH`)."""
     try:
-        value = json.loads(body.decode("utf-8"), parse_float=Decimal)
+        value = _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError):
         # ArithmeticError: a number whose exponent Decimal cannot hold (1e-99999999999999999999)
         return None
-    return value if isinstance(value, dict) and not too_deep(value) else None
+    return value if isinstance(value, dict) and not too_deep(value, text=body) else None
 
 
 def parse_response(body: bytes, *, gateway_key: RSAPublicKey | None) -> dict[str, object]:

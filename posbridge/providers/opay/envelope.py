@@ -101,10 +101,13 @@ def json_text(params: Mapping[str, object]) -> str:
     return json.dumps(params, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def load_json(text: str) -> Any:
     """Parse a decrypted JSON text with every non-integer number as a ``Decimal`` (amounts
     may arrive as JSON numbers and must never pass through a float)."""
-    return json.loads(text, parse_float=Decimal)
+    return _DECODER.decode(text)
 
 
 def b64encode(raw: bytes, alphabet: Alphabet = Alphabet.URLSAFE) -> str:

@@ -367,7 +367,7 @@ def _load_object(raw: bytes) -> dict[str, Any] | None:
         value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) and not too_deep(value) else None
+    return value if isinstance(value, dict) and not too_deep(value, text=raw) else None
 
 
 def _is_zero(code: object) -> bool:
@@ -393,7 +393,7 @@ def _data_object(data: object) -> dict[str, Any] | None:
             parsed = json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise ValueError("data is a string but not JSON") from exc
-        if isinstance(parsed, dict) and not too_deep(parsed):
+        if isinstance(parsed, dict) and not too_deep(parsed, text=data):
             return parsed
     raise ValueError("data is not an object")
 
