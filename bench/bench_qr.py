@@ -63,7 +63,7 @@ from procs import (  # bench/procs.py (the script's folder is on sys.path)
 
 from hardware.displays.web import QR_BORDER, QR_SCALE
 from hardware.qr import render_qr_png
-from posbridge import aio, logs
+from posbridge import aio, gc_tuning, logs
 from posbridge.client import EcrClient
 from posbridge.keyfiles import load_private_key, load_public_key
 from posbridge.metrics import EventLoopLagProbe, percentile
@@ -167,6 +167,7 @@ async def serve(config_file: Path, ready_file: Path, stub_render: bool) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
+    gc_tuning.tune_for_serving()  # as posbridge serve does once serving
     tmp = ready_file.with_suffix(".tmp")
     tmp.write_text(json.dumps({"ecr_port": daemon.ecr_port, "http_port": daemon.http_port,
                                "admin_port": runner.addresses[0][1]}))

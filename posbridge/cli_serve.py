@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from posbridge import aio, logs
+from posbridge import aio, gc_tuning, logs
 from posbridge.config import load_config, parse_config
 from posbridge.errors import ConfigError, PosbridgeError
 
@@ -83,6 +83,7 @@ async def _run(config: Any, ready_file: Path | None, config_path: Path) -> int:
 
     daemon = Daemon(config, config_path=config_path)
     await daemon.start()
+    gc_tuning.tune_for_serving()
     _write_ready(ready_file, daemon)
     try:
         await _until_signalled(daemon.reload_soon)
@@ -115,6 +116,7 @@ async def _run_sandbox(args: argparse.Namespace) -> int:
         config = parse_config(data, env=os.environ)
         daemon = Daemon(config, sandbox=sims)
         await daemon.start()
+        gc_tuning.tune_for_serving()
         _write_ready(args.ready_file, daemon)
         try:
             print(_banner(daemon, data_dir, token, pin, sims), flush=True)
