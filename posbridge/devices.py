@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -32,7 +32,6 @@ from hardware.displays.web import WebDisplay
 from hardware.escpos import PrinterProfile
 from hardware.print_queue import PrintQueue
 from hardware.printers import PRINTERS
-from hardware.qr_pool import POOL
 from hardware.receipts import batch_report_from_view, card_receipt, qr_slip
 from posbridge.config import DisplayConfig, PrinterConfig
 from posbridge.engine import TerminalInfo
@@ -42,6 +41,9 @@ from posbridge.money import format_amount
 from posbridge.operations import OPERATIONS
 from posbridge.records import TxnRecord
 from posbridge.views import rfc3339
+
+if TYPE_CHECKING:
+    from hardware.qr_pool import RenderPool
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +102,7 @@ class Devices:
 
     async def start(self) -> None:
         if self.displays or self.printers:  # QR pictures and slips render in its process
-            await POOL.start()
+            await _pool().start()
             self._pool_started = True
         for name, printer in self.printers.items():
             queue = PrintQueue(
@@ -133,7 +135,7 @@ class Devices:
                 log.warning("display_close_failed", display=display.name, error=str(exc))
         if self._pool_started:
             self._pool_started = False
-            await POOL.close()
+            await _pool().close()
 
     # -- engine listener ---------------------------------------------------------------
 
@@ -158,7 +160,7 @@ class Devices:
             printer = self._printer_for(rec)
             if rec.print_slip and printer is not None:
                 # Built in the render pool's process: sizing or drawing its QR calls zxing-cpp.
-                slip = POOL.run(qr_slip, deeplink=rec.qr_deeplink, amount_text=amount,
+                slip = _pool().run(qr_slip, deeplink=rec.qr_deeplink, amount_text=amount,
                                 currency=cur, subject=rec.subject, order_no=rec.order_no,
                                 expires_text=rfc3339(rec.expires_at) or "",
                                 profile=self.profiles[printer])
@@ -273,3 +275,11 @@ class Devices:
             "printers": {n: self.faults.get(("printer", n)) or "ok" for n in self.printers},
             "checked_at": time.time(),
         }
+
+
+def _pool() -> RenderPool:
+    """The render pool. Its module (and multiprocessing) loads only for a daemon with
+    displays or printers: the only ones that start it."""
+    from hardware.qr_pool import POOL
+
+    return POOL

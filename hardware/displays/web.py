@@ -45,7 +45,6 @@ from aiohttp import WSMsgType, web
 
 from hardware.displays.frames import DisplayFrame, FrameState
 from hardware.errors import PosbridgeError
-from hardware.qr_pool import render_qr_png_async
 
 __all__ = ["QR_SCALE", "WebDisplay", "display_routes"]
 
@@ -68,6 +67,14 @@ def _page() -> str:
 
     return (importlib.resources.files("hardware.displays") / "web_page.html").read_text(
         encoding="utf-8")
+
+
+async def render_qr_png_async(data: str, *, scale: int, border: int) -> bytes:
+    """:func:`hardware.qr_pool.render_qr_png_async`; the render pool's module (and
+    multiprocessing) loads with the first QR a web display shows."""
+    from hardware.qr_pool import render_qr_png_async as render
+
+    return await render(data, scale=scale, border=border)
 
 
 class _Closed:

@@ -35,6 +35,8 @@ NOT_NEEDED = {
     "posbridge.cli_init": "the installer's commands",
     "posbridge.cli_audit": "the auditor's commands",
     "posbridge.client": "the register's client",
+    "hardware.qr_pool": "the render pool (QR pictures and slips for displays and printers)",
+    "multiprocessing": "the render pool's worker process",
 }
 
 
