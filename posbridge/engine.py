@@ -401,7 +401,7 @@ class Engine:
         if created:
             log.info("txn_recorded", order_no=stored.order_no, kind=stored.kind.value,
                      provider=stored.provider)
-            if prepared is not None and stored == rec:
+            if prepared is not None and stored is rec:  # no guard replaced it
                 self._prepared[stored.order_no] = prepared
             self._track(stored)
             self._notify(stored, None)
