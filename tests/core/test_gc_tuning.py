@@ -1,13 +1,19 @@
-"""``posbridge serve`` sets the cyclic collector once serving (in a fresh interpreter: the
-setting is process-wide, so it is never applied to the test process itself)."""
+"""What ``posbridge serve`` does to the cyclic collector once serving (``tune_for_serving``,
+run in a fresh interpreter: the setting is process-wide, so never in the test process)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+from posbridge.config import load_config
 from posbridge.gc_tuning import YOUNG_THRESHOLD
+from posbridge.reload import plan_reload
+from posbridge.secrets import PinChecker, TokenIndex, hash_secret
+from tests.configs import journal_config
 
 PROBE = """
 import gc, json
@@ -36,3 +42,17 @@ def test_start_up_is_frozen_young_collections_are_rarer_and_new_cycles_are_still
     assert report["after"][0] > report["before"][0]
     assert report["frozen"] > 1000  # the modules and objects start-up made
     assert report["found"] >= 2  # the cycle made after the freeze was collected
+
+
+def test_what_a_reload_replaces_is_freed_by_reference_count(tmp_path: Path) -> None:
+    """Frozen objects are never walked again: what a reload drops (the configuration, the
+    token index, the plan) must hold no reference cycle, or it would stay."""
+    path = journal_config(tmp_path / "posbridge.toml", tmp_path / "data")
+    gc.collect()
+    old, new = load_config(path), load_config(path)
+    tokens = TokenIndex(old.ecr_clients)
+    plan = plan_reload(old, new)
+    pins = PinChecker(hash_secret("1234", log2_n=4))
+    gc.collect()
+    del old, tokens, plan, pins
+    assert gc.collect() == 0
