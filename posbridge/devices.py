@@ -161,9 +161,9 @@ class Devices:
             if rec.print_slip and printer is not None:
                 # Built in the render pool's process: sizing or drawing its QR calls zxing-cpp.
                 slip = _pool().run(qr_slip, deeplink=rec.qr_deeplink, amount_text=amount,
-                                currency=cur, subject=rec.subject, order_no=rec.order_no,
-                                expires_text=rfc3339(rec.expires_at) or "",
-                                profile=self.profiles[printer])
+                                   currency=cur, subject=rec.subject, order_no=rec.order_no,
+                                   expires_text=rfc3339(rec.expires_at) or "",
+                                   profile=self.profiles[printer])
                 task = asyncio.get_running_loop().create_task(
                     self._print_slip(printer, f"qr-{rec.order_no}", slip))
                 self._slips.add(task)
