@@ -239,7 +239,7 @@ class Window:
     latencies: list[float]  # of the sales that finished in the window
 
 
-async def rate(lanes: int, seconds: float, sale: Callable[[int, int], Awaitable[float]],
+async def rate(lanes: int, seconds: float, sale: Callable[[int], Awaitable[float]],
                meter: CpuMeter, on_window: Callable[[bool], None] | None = None) -> Window:
     """``lanes`` loops of back-to-back sales; measured over ``seconds`` once ``RAMP_S`` have
     passed (every lane busy by then): the CPU used in that window and the sales that finished
@@ -251,11 +251,9 @@ async def rate(lanes: int, seconds: float, sale: Callable[[int, int], Awaitable[
     finished: list[tuple[float, float]] = []  # (finished at, latency)
 
     async def lane(k: int) -> None:
-        i = 0
         while time.perf_counter() < stop_at:
-            latency = await sale(k, i)
+            latency = await sale(k)
             finished.append((time.perf_counter(), latency))
-            i += 1
 
     async def window() -> tuple[Snapshot, Snapshot]:
         await asyncio.sleep(RAMP_S)
@@ -325,8 +323,7 @@ def main() -> None:
                     help="run the daemon under cProfile and write the stats here")
     ap.add_argument("--py-spy", type=Path, default=None,
                     help="sample the daemon with py-spy during the first bridged throughput "
-                         "window "
-                         "and write its raw (collapsed) stacks here; see bench/spy_top.py")
+                         "window and write its raw (collapsed) stacks here; see bench/spy_top.py")
     args = ap.parse_args()
     registers = max(1, args.registers)
     logs.configure("json", logging.WARNING)  # the driver's CodePay client: no debug lines
@@ -401,10 +398,10 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
                                           for k in range(1, registers)))
         serial = itertools.count()  # order numbers unique over all windows
 
-        async def direct_sale(k: int, _i: int) -> float:
+        async def direct_sale(k: int) -> float:
             return await direct.sale(f"E{pid}x{k}x{next(serial)}", terminal_sn(k))
 
-        async def bridge_sale(k: int, _i: int) -> float:
+        async def bridge_sale(k: int) -> float:
             return await bridged_sale(clients[k], f"T{pid}x{k}x{next(serial)}", f"lane-{k}")
 
         # Warm-up: one untimed sale per lane on each side. A terminal's first answer
