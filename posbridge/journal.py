@@ -246,9 +246,7 @@ _EXTRA = _TXN_COLUMNS.index("extra")
 def _txn_to_row(rec: TxnRecord) -> tuple[object, ...]:
     """The record's columns in ``_TXN_COLUMNS`` order; ``extra`` as its JSON text."""
     row = _txn_values(rec)
-    if not rec.extra:
-        return (*row[:_EXTRA], "{}", *row[_EXTRA + 1:])
-    extra = json.dumps(rec.extra, sort_keys=True, separators=(",", ":"))
+    extra = json.dumps(rec.extra, sort_keys=True, separators=(",", ":")) if rec.extra else "{}"
     return (*row[:_EXTRA], extra, *row[_EXTRA + 1:])
 
 
@@ -759,9 +757,7 @@ class Journal:
             fut.set_result(None)
             return fut
         self._sync_waiters.append(fut)
-        self._sync_wanted = True
-        if not self._committing and not self._flush_scheduled:
-            self._next()
+        self._want_sync()
         return fut
 
     def submit(self, fn: Callable[[JournalTx], T], *,
@@ -821,8 +817,12 @@ class Journal:
         """The events of committed-only units have waited ``EVENT_SYNC_DELAY_S``: the next
         group commits durably, or, with none waiting, the WAL is fsynced for them alone."""
         self._sync_timer = None
-        if not self._undelivered and not self._sync_waiters:
-            return
+        if self._undelivered or self._sync_waiters:
+            self._want_sync()
+
+    def _want_sync(self) -> None:
+        """The next group commits durably, or, with the writer free and none waiting, the WAL
+        is fsynced on its own."""
         self._sync_wanted = True
         if not self._committing and not self._flush_scheduled:
             self._next()

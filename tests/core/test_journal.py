@@ -193,7 +193,6 @@ async def test_a_failing_unit_gives_back_the_seqs_of_identities_it_was_first_to_
         assert [e.seq for e in await j.events_since("lane-1", 0)] == [1, 2]
 
 
-
 async def test_duplicate_primary_key_is_a_unit_error_not_a_corruption(tmp_path: Path) -> None:
     async with Journal(tmp_path / "j.sqlite") as j:
         await j.run(insert_unit(make("A1")))
