@@ -46,13 +46,16 @@ async def until_state(ecr: EcrClient, order_no: str, states: set[str],
     raise AssertionError(f"{order_no} stayed {txn['state']}")
 
 
+def sent_callbacks(sim: OPaySimulator, order_no: str) -> list[Any]:
+    """The callbacks the platform has sent for ``order_no``, with the answers it got."""
+    return [c for c in sim.callbacks if c[1]["outOrderId"] == order_no]
+
+
 async def callbacks_of(sim: OPaySimulator, order_no: str) -> list[Any]:
-    """The callbacks the platform sent for ``order_no`` and the answers it got, once there is
-    one: the register is answered as soon as the result is committed, the callback once it is
-    durable, a moment later (bounded: 10 s)."""
+    """:func:`sent_callbacks` once there is one: the register is answered as soon as the
+    result is committed, the callback once it is durable, a moment later (bounded: 10 s)."""
     for _ in range(200):
-        sent = [c for c in sim.callbacks if c[1]["outOrderId"] == order_no]
-        if sent:
+        if sent := sent_callbacks(sim, order_no):
             return sent
         await asyncio.sleep(0.05)
     return []
@@ -105,8 +108,7 @@ async def test_the_result_comes_by_callback_or_by_polling(
     async with await bridge.register() as ecr:
         txn = await ecr.call("crypto_sale", crypto("C2", amount))
     assert txn["state"] == state, txn
-    sent = await callbacks_of(sim, "C2") if callbacks else [
-        c for c in sim.callbacks if c[1]["outOrderId"] == "C2"]
+    sent = await callbacks_of(sim, "C2") if callbacks else sent_callbacks(sim, "C2")
     assert bool(sent) is callbacks
     assert sim.count("createThirdOrder", "C2") == 1
 
@@ -146,15 +148,14 @@ async def test_duplicate_and_out_of_order_callbacks_change_nothing(bridge: Bridg
         txn = await ecr.call("crypto_sale", crypto("C5", "12.25"))
         assert txn["state"] == "approved"
         for _ in range(100):  # the late "pending" callback arrives too
-            if len([c for c in sim.callbacks if c[1]["outOrderId"] == "C5"]) >= 3:
+            if len(sent_callbacks(sim, "C5")) >= 3:
                 break
             await asyncio.sleep(0.05)
         again = await ecr.call("status", {"order_no": "C5"})
         events = await ecr.call("events.replay", {"since_seq": 0})
     assert again["state"] == "approved"
     assert txn_states(events, "C5").count("approved") == 1
-    assert {c[1]["orderStatus"] for c in sim.callbacks if c[1]["outOrderId"] == "C5"} == {
-        "1", "3"}
+    assert {c[1]["orderStatus"] for c in sent_callbacks(sim, "C5")} == {"1", "3"}
 
 
 def _callback(sim: OPaySimulator, params: dict[str, str], *,
