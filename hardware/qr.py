@@ -1,8 +1,10 @@
 """QR codes for the wallet deeplink: the module matrix and a PNG of it.
 
 The symbol comes from zxing-cpp's encoder (C++: about 0.5 ms for a deeplink, best mask
-included), pillow draws it. The pure-Python ``qrcode`` package took about 10 ms per symbol,
-most of it choosing the mask (see bench/README.md).
+included). The pure-Python ``qrcode`` package took about 10 ms per symbol, most of it choosing
+the mask (see bench/README.md). :func:`qr_image` draws it with pillow for the printers and the
+picture displays; :func:`render_qr_png`, the web display's PNG, writes the file itself (see
+there: it is the one drawing on a QR sale's way to the screen).
 
 zxing-cpp holds the GIL for its whole C++ call (about 0.3 ms for a 110-character deeplink), so
 even in a worker thread it stalls the event loop: a thread calling it in a loop delayed a 1 ms
@@ -25,7 +27,8 @@ without displays or printers never loads them.
 
 from __future__ import annotations
 
-import io
+import struct
+import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,8 +43,9 @@ MIN_BORDER = 4  # quiet zone in modules, ISO/IEC 18004
 _MAX_BYTES_AT = {"M": 2331, "Q": 1663, "H": 1273}
 
 
-def _symbol(data: str, ec: str) -> Image.Image:
-    """One pixel per module, no quiet zone, mode "L": 0 = dark, 255 = light."""
+def _modules(data: str, ec: str) -> tuple[bytes, int]:
+    """The symbol's modules row by row, one byte each (0 = dark, 255 = light), without quiet
+    zone, and its side in modules."""
     if ec not in EC_LEVELS:
         raise ValueError(f"error correction must be one of {list(EC_LEVELS)}, not {ec!r}")
     if not data:
@@ -49,7 +53,6 @@ def _symbol(data: str, ec: str) -> Image.Image:
     if len(data.encode("utf-8")) > _MAX_BYTES_AT[ec]:
         raise ValueError(f"{len(data)} characters do not fit in a QR code")
     import zxingcpp
-    from PIL import Image
 
     try:
         code = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode, ec_level=ec)
@@ -59,7 +62,24 @@ def _symbol(data: str, ec: str) -> Image.Image:
     image: Any = code.to_image(scale=1, add_quiet_zones=False)
     pixels = memoryview(image)
     height, width = pixels.shape or (0, 0)
-    return Image.frombytes("L", (width, height), pixels.tobytes())
+    if height != width:
+        raise ValueError(f"zxing-cpp drew a {width}x{height} QR symbol")
+    return pixels.tobytes(), width
+
+
+def _symbol(data: str, ec: str) -> Image.Image:
+    """One pixel per module, no quiet zone, mode "L": 0 = dark, 255 = light."""
+    from PIL import Image
+
+    modules, side = _modules(data, ec)
+    return Image.frombytes("L", (side, side), modules)
+
+
+def _check_size(scale: int, border: int) -> None:
+    if scale < 1:
+        raise ValueError("scale must be at least 1 pixel per module")
+    if border < MIN_BORDER:
+        raise ValueError(f"the quiet zone must be at least {MIN_BORDER} modules")
 
 
 def qr_matrix(data: str, *, ec: str = "M") -> tuple[tuple[bool, ...], ...]:
@@ -68,20 +88,15 @@ def qr_matrix(data: str, *, ec: str = "M") -> tuple[tuple[bool, ...], ...]:
     The smallest version that holds ``data`` at error correction ``ec`` ("M", "Q" or "H") is
     chosen. Raises ValueError for an unknown level, empty data or data too long for any version.
     """
-    symbol = _symbol(data, ec)
-    side = symbol.width
-    flat = symbol.tobytes()
-    return tuple(tuple(v == 0 for v in flat[y * side:(y + 1) * side]) for y in range(side))
+    modules, side = _modules(data, ec)
+    return tuple(tuple(v < 128 for v in modules[y * side:(y + 1) * side]) for y in range(side))
 
 
 def qr_image(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M") -> Image.Image:
     """The symbol as a 1-bit pillow image: ``scale`` pixels per module, ``border`` modules of
     quiet zone on each side (at least 4). Black = dark module.
     """
-    if scale < 1:
-        raise ValueError("scale must be at least 1 pixel per module")
-    if border < MIN_BORDER:
-        raise ValueError(f"the quiet zone must be at least {MIN_BORDER} modules")
+    _check_size(scale, border)
     from PIL import Image, ImageOps
 
     small = ImageOps.expand(_symbol(data, ec), border=border, fill=255).convert("1")
@@ -93,7 +108,46 @@ def qr_image(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "
 
 
 def render_qr_png(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M") -> bytes:
-    """:func:`qr_image` encoded as PNG bytes (1-bit, so small without extra compression work)."""
-    out = io.BytesIO()
-    qr_image(data, scale=scale, border=border, ec=ec).save(out, format="PNG")
-    return out.getvalue()
+    """:func:`qr_image` as PNG bytes: the same pixels, written here rather than by pillow.
+
+    A 1-bit greyscale PNG (black = dark). Every pixel row but the first of a module row is
+    the row above again, so it is stored with the PNG "Up" filter as zero bytes, and zlib's
+    fastest level packs the whole image to about the size pillow's default gave. For a
+    deeplink at scale 8 this takes about 0.1 ms after the encoder, where pillow's scaling and
+    PNG encoding took 0.7 ms (bench/README.md): the web display renders this on every QR
+    sale's way to the screen.
+    """
+    _check_size(scale, border)
+    modules, side = _modules(data, ec)
+    width = (side + 2 * border) * scale
+    row_bytes = (width + 7) // 8
+    pad = "1" * (row_bytes * 8 - width)
+    quiet = "1" * (border * scale)
+    dark, light = "0" * scale, "1" * scale
+
+    def row(bits: str) -> bytes:  # filter type 0 (None), then the row's bits packed
+        return b"\x00" + int(bits + pad, 2).to_bytes(row_bytes, "big")
+
+    again = [b"\x02" + bytes(row_bytes)] * (scale - 1)  # filter type 2 (Up): same as above
+    blank = [row("1" * width), *again] * border
+    rows = list(blank)
+    for y in range(side):
+        line = modules[y * side:(y + 1) * side].translate(_AS_LETTERS).decode("ascii")
+        rows.append(row(quiet + line.replace("d", dark).replace("l", light) + quiet))
+        rows += again
+    rows += blank
+    # width x height, bit depth 1, colour type 0 (greyscale), deflate, adaptive filters, no
+    # interlacing (PNG specification, 11.2.2 IHDR)
+    header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)
+    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header),
+                     _chunk(b"IDAT", zlib.compress(b"".join(rows), 1)), _chunk(b"IEND", b"")))
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A module's byte (0 = dark ... 255 = light) as a letter, "d" or "l", to be widened to its pixels.
+_AS_LETTERS = bytes(ord("d") if v < 128 else ord("l") for v in range(256))
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC-32 of type and data."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

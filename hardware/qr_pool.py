@@ -5,7 +5,7 @@ Why a process and not a thread: zxing-cpp's encoder keeps the GIL for its whole 
 thread encoding QR codes stalls the event loop (see :mod:`hardware.qr`); a worker process has a
 GIL of its own. What runs here is pure CPU work on picklable values: the wallet QR PNG of the
 web display, the QR slip's bytes, the file printer's and the file display's pictures. One
-worker by default: a deeplink's PNG takes about 1 ms, so one process keeps up with a burst of
+worker by default: a deeplink's PNG takes about 0.5 ms, so one process keeps up with a burst of
 QR sales and leaves the other core to the event loop (two workers measured no better in
 bench/bench_qr.py on a 2-core machine).
 
@@ -51,7 +51,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import structlog
 
-from hardware.qr import MIN_BORDER, render_qr_png
+from hardware.qr import MIN_BORDER, qr_image, render_qr_png
 
 __all__ = ["POOL", "RenderPool"]
 
@@ -102,8 +102,10 @@ def _serve(conn: Connection) -> None:
 
 
 def _warm_up() -> int:
-    """Import the renderers and draw one QR; returns the worker's pid."""
+    """Import the renderers and draw one QR both ways (the web display's PNG, and pillow's
+    picture the slips and the picture displays use); returns the worker's pid."""
     render_qr_png("https://example.com/posbridge-warm-up")
+    qr_image("https://example.com/posbridge-warm-up")
     return os.getpid()
 
 
@@ -363,7 +365,7 @@ async def render_qr_png_async(
     data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M"
 ) -> bytes:
     """:func:`hardware.qr.render_qr_png` in the render pool's worker process (in a thread when
-    the pool is not started or broke), so the event loop never waits on zxing-cpp or pillow.
+    the pool is not started or broke), so the event loop never waits on zxing-cpp.
     The same bytes, and the same ValueError for data no QR code holds.
     """
     return await POOL.run(render_qr_png, data, scale=scale, border=border, ec=ec)

@@ -8,7 +8,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from hardware.qr import qr_matrix, render_qr_png
+from hardware.qr import qr_image, qr_matrix, render_qr_png
 from hardware.qr_pool import render_qr_png_async
 
 DEEPLINK = "https://qr.ucanpay.com/pay?ucpOrderNo=UCP20240101000000001234"
@@ -65,3 +65,33 @@ def test_level_l_and_a_thin_quiet_zone_are_refused() -> None:
 
 async def test_async_render_gives_the_same_png() -> None:
     assert await render_qr_png_async(DEEPLINK, scale=2) == render_qr_png(DEEPLINK, scale=2)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 5, 8, 11])
+@pytest.mark.parametrize("border", [4, 6])
+@pytest.mark.parametrize("data", [DEEPLINK, "x", "ü" * 300])
+def test_png_has_exactly_the_pixels_pillow_draws(data: str, scale: int, border: int) -> None:
+    """render_qr_png writes its PNG itself; pillow reads it back (checking every chunk's CRC)
+    to the very pixels of qr_image, whatever the scale (rows that do not end on a byte too)."""
+    png = render_qr_png(data, scale=scale, border=border)
+    with Image.open(io.BytesIO(png)) as img:
+        img.verify()
+    with Image.open(io.BytesIO(png)) as img:
+        assert img.mode == "1"
+        drawn = qr_image(data, scale=scale, border=border)
+        assert img.size == drawn.size
+        assert img.tobytes() == drawn.tobytes()
+
+
+def test_png_from_the_display_decodes_at_its_own_scale() -> None:
+    """The web display's size (8 pixels a module) decodes back to the deeplink."""
+    assert _decode(render_qr_png(DEEPLINK, scale=8)) == [DEEPLINK]
+
+
+def test_matrix_matches_the_drawn_modules() -> None:
+    matrix = qr_matrix(DEEPLINK)
+    drawn = qr_image(DEEPLINK, scale=1, border=4).convert("L")
+    px = drawn.load()
+    assert px is not None
+    assert all(matrix[y][x] == (px[x + 4, y + 4] == 0)
+               for y in range(len(matrix)) for x in range(len(matrix)))
