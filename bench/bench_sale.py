@@ -28,9 +28,10 @@ bridge and the direct baseline see the same terminal.
   costing no more CPU than that client, beside this simulator and these registers, could do
   at most the printed sales/s on the CPU that other processes left to these three.
 
-Every target is printed with its figure and ``met`` / ``MISSED``; the first line gives the
-date, the commit, the load average and a yardstick of the machine's speed (one RSA-2048
-signature timed in the same run).
+Every target is printed with its figure and ``met`` / ``MISSED``; the first lines give the
+date, the commit, the load average, two yardsticks of the machine timed in the same run (one
+RSA-2048 signature, the direct client's main cost; one fsync, the bridge's durable writes')
+and the versions of the libraries measured.
 
 Register tokens are hashed with a cheap scrypt cost (``ln=4``) so 200 registers configure in
 a second; authentication happens before any timed phase.
@@ -350,7 +351,7 @@ def main() -> None:
         http = f"http://127.0.0.1:{ports['http_port']}"
         meter = CpuMeter({"bridge": bridge_proc.pid, "simulator": sim_proc.pid,
                           "driver": os.getpid()})
-        print(run_header("bench_sale") + f"; approve delay {args.approve_delay} s")
+        print(run_header("bench_sale", f"approve delay {args.approve_delay} s"))
         aio.run(run(args, registers, sim, keys, url, http, meter))
     finally:
         stop_all([bridge_proc, sim_proc], tmp)
