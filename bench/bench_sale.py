@@ -29,9 +29,10 @@ bridge and the direct baseline see the same terminal.
   at most the printed sales/s on the CPU that other processes left to these three.
 
 Every target is printed with its figure and ``met`` / ``MISSED``; the first lines give the
-date, the commit, the load average, two yardsticks of the machine timed in the same run (one
-RSA-2048 signature, the direct client's main cost; one fsync, the bridge's durable writes')
-and the versions of the libraries measured.
+date, the commit, the load average, three yardsticks of the machine timed in the same run
+(one RSA-2048 signature, the direct client's main cost; the interpreter's speed and one
+fsync, which the bridge's own work and durable writes follow) and the versions of the
+libraries measured.
 
 Register tokens are hashed with a cheap scrypt cost (``ln=4``) so 200 registers configure in
 a second; authentication happens before any timed phase.

@@ -44,6 +44,20 @@ def rsa_yardstick() -> float:
     return statistics.median(times)
 
 
+def python_yardstick() -> float:
+    """Median seconds of encoding a 36-field record with the json module's pure-Python
+    encoder (200 runs): the interpreter's speed, which the bridge's own work (beside the RSA
+    that the direct clients spend most of theirs on) follows."""
+    record = {f"field_{i}": [i, f"value {i}", i * 1.5, None, {"k": i}] for i in range(36)}
+    encoder = json.JSONEncoder(check_circular=False)
+    times = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        "".join(encoder.iterencode(record, _one_shot=False))  # _one_shot=False: no C encoder
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def fsync_yardstick(folder: str | None = None) -> float:
     """Median seconds of one fsync after a 4 KiB write (50 runs) in ``folder`` (the temporary
     folder the benchmarks put their journals in): a sale's durable writes wait on this, where
@@ -80,8 +94,8 @@ def library_versions() -> str:
 
 def run_header(name: str, settings: str = "") -> str:
     """The first lines of a benchmark's report: when, which commit, on what, how busy, how
-    fast its signatures and fsyncs were, and the libraries' versions; ``settings`` (the
-    benchmark's own) close the first line."""
+    fast its signatures, its interpreter and its fsyncs were, and the libraries' versions;
+    ``settings`` (the benchmark's own) close the first line."""
     source = Path(posbridge.__file__).parent  # the code measured (the daemon runs it too)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -95,7 +109,8 @@ def run_header(name: str, settings: str = "") -> str:
     return (f"{name}: {now}; commit {commit}{' (modified)' if dirty else ''}; "
             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; python "
             f"{sys.version.split()[0]}; yardstick: one RSA-2048 signature "
-            f"{rsa_yardstick() * 1000:.3f} ms, one fsync {fsync_yardstick() * 1000:.3f} ms"
+            f"{rsa_yardstick() * 1000:.3f} ms, Python {python_yardstick() * 1e6:.0f} µs, one fsync "
+            f"{fsync_yardstick() * 1000:.3f} ms"
             f"{'; ' + settings if settings else ''}\n"
             f"libraries: {library_versions()}")
 
