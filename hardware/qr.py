@@ -107,6 +107,11 @@ def qr_image(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "
     return small.resize((side, side), Image.Resampling.NEAREST)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A module's byte (0 = dark ... 255 = light) as a letter, "d" or "l", to be widened to its pixels.
+_AS_LETTERS = bytes(ord("d") if v < 128 else ord("l") for v in range(256))
+
+
 def render_qr_png(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: str = "M") -> bytes:
     """:func:`qr_image` as PNG bytes: the same pixels, written here rather than by pillow.
 
@@ -141,11 +146,6 @@ def render_qr_png(data: str, *, scale: int = 8, border: int = MIN_BORDER, ec: st
     header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)
     return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header),
                      _chunk(b"IDAT", zlib.compress(b"".join(rows), 1)), _chunk(b"IEND", b"")))
-
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# A module's byte (0 = dark ... 255 = light) as a letter, "d" or "l", to be widened to its pixels.
-_AS_LETTERS = bytes(ord("d") if v < 128 else ord("l") for v in range(256))
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
