@@ -26,7 +26,10 @@ bridge and the direct baseline see the same terminal.
   which of the bridge's threads;
 * the floor: the bridge's provider work is what the direct client does per sale, so a bridge
   costing no more CPU than that client, beside this simulator and these registers, could do
-  at most the printed sales/s on the CPU that other processes left to these three.
+  at most the printed sales/s on the CPU that other processes left to these three;
+* what the bridge adds (printed, not a target): the median latency it adds to a sale in fsync
+  yardsticks, and the CPU it adds to a sale in Python yardsticks, which do not move with the
+  machine's RSA speed as the ratios do.
 
 Every target is printed with its figure and ``met`` / ``MISSED``; the first lines give the
 date, the commit, the load average, three yardsticks of the machine timed in the same run
@@ -57,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from procs import (  # bench/procs.py (the script's folder is on sys.path)
+    Yardsticks,
     run_header,
     stop_all,
     target,
@@ -352,14 +356,15 @@ def main() -> None:
         http = f"http://127.0.0.1:{ports['http_port']}"
         meter = CpuMeter({"bridge": bridge_proc.pid, "simulator": sim_proc.pid,
                           "driver": os.getpid()})
-        print(run_header("bench_sale", f"approve delay {args.approve_delay} s"))
-        aio.run(run(args, registers, sim, keys, url, http, meter))
+        yardsticks = Yardsticks.measure()
+        print(run_header("bench_sale", f"approve delay {args.approve_delay} s", yardsticks))
+        aio.run(run(args, registers, sim, keys, url, http, meter, yardsticks))
     finally:
         stop_all([bridge_proc, sim_proc], tmp)
 
 
 async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], keys: Path,
-              url: str, http: str, meter: CpuMeter) -> None:
+              url: str, http: str, meter: CpuMeter, yardsticks: Yardsticks) -> None:
     direct = Direct(sim, keys)
     pid = os.getpid()
     # The latency target is for one register: the others connect after that phase.
@@ -388,6 +393,9 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
         print(describe("through the bridge", b))
         median = statistics.median(b) / statistics.median(d)
         p99 = percentile(b, 0.99) / percentile(d, 0.99)
+        added = statistics.median(b) - statistics.median(d)
+        print(f"the bridge adds {1000 * added:.2f} ms a sale at the median, "
+              f"{added / yardsticks.fsync_s:.1f} fsync yardsticks (printed, not a target)")
         results = [
             target("latency, one register, bridge/direct median", f"{median:.2f}",
                    f"<= {TARGET_MEDIAN}", median <= TARGET_MEDIAN),
@@ -477,6 +485,9 @@ async def run(args: argparse.Namespace, registers: int, sim: dict[str, Any], key
                    f"{rb:.0f} / {floor_rate:.0f} sales/s = {rb / floor_rate:.2f}",
                    f">= {TARGET_FLOOR}", rb >= TARGET_FLOOR * floor_rate)]
         print(f"ratio bridge/direct sales/s {rb / (n_d / t_d):.2f}")
+        added_cpu = bridge_cpu - direct_client
+        print(f"the bridge adds {1000 * added_cpu:.2f} ms of CPU a sale, "
+              f"{added_cpu / yardsticks.python_s:.1f} Python yardsticks (printed, not a target)")
         print("\ntargets\n" + "\n".join(results))
     finally:
         await asyncio.gather(*(c.close() for c in clients))

@@ -4,6 +4,7 @@ folder at the end."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -92,10 +93,26 @@ def library_versions() -> str:
     return ", ".join(found)
 
 
-def run_header(name: str, settings: str = "") -> str:
+@dataclasses.dataclass(frozen=True)
+class Yardsticks:
+    """The machine's speed during a run, in seconds: one RSA-2048 signature, the Python
+    workload of :func:`python_yardstick`, one fsync."""
+
+    rsa_s: float
+    python_s: float
+    fsync_s: float
+
+    @classmethod
+    def measure(cls) -> Yardsticks:
+        return cls(rsa_yardstick(), python_yardstick(), fsync_yardstick())
+
+
+def run_header(name: str, settings: str = "", yardsticks: Yardsticks | None = None) -> str:
     """The first lines of a benchmark's report: when, which commit, on what, how busy, how
-    fast its signatures, its interpreter and its fsyncs were, and the libraries' versions;
-    ``settings`` (the benchmark's own) close the first line."""
+    fast its signatures, its interpreter and its fsyncs were (``yardsticks``, measured here
+    if not given), and the libraries' versions; ``settings`` (the benchmark's own) close the
+    first line."""
+    y = yardsticks or Yardsticks.measure()
     source = Path(posbridge.__file__).parent  # the code measured (the daemon runs it too)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -109,8 +126,8 @@ def run_header(name: str, settings: str = "") -> str:
     return (f"{name}: {now}; commit {commit}{' (modified)' if dirty else ''}; "
             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; python "
             f"{sys.version.split()[0]}; yardstick: one RSA-2048 signature "
-            f"{rsa_yardstick() * 1000:.3f} ms, Python {python_yardstick() * 1e6:.0f} µs, one fsync "
-            f"{fsync_yardstick() * 1000:.3f} ms"
+            f"{y.rsa_s * 1000:.3f} ms, Python {y.python_s * 1e6:.0f} µs, one fsync "
+            f"{y.fsync_s * 1000:.3f} ms"
             f"{'; ' + settings if settings else ''}\n"
             f"libraries: {library_versions()}")
 
