@@ -28,8 +28,8 @@ bridge and the direct baseline see the same terminal.
   costing no more CPU than that client, beside this simulator and these registers, could do
   at most the printed sales/s on the CPU that other processes left to these three;
 * what the bridge adds (printed, not a target): the median latency it adds to a sale in fsync
-  yardsticks, and the CPU it adds to a sale in Python yardsticks, which do not move with the
-  machine's RSA speed as the ratios do.
+  yardsticks, and the CPU it adds to a sale in Python yardsticks (the direct client signs one
+  request more per sale, its query, so these move with the RSA speed as well).
 
 Every target is printed with its figure and ``met`` / ``MISSED``; the first lines give the
 date, the commit, the load average, three yardsticks of the machine timed in the same run
