@@ -6,9 +6,11 @@ import io
 
 import pytest
 import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from hardware.qr import qr_image, qr_matrix, render_qr_png
+from hardware.qr import EC_LEVELS, MIN_BORDER, qr_image, qr_matrix, render_qr_png
 from hardware.qr_pool import render_qr_png_async
 
 DEEPLINK = "https://qr.ucanpay.com/pay?ucpOrderNo=UCP20240101000000001234"
@@ -95,3 +97,16 @@ def test_matrix_matches_the_drawn_modules() -> None:
     assert px is not None
     assert all(matrix[y][x] == (px[x + 4, y + 4] == 0)
                for y in range(len(matrix)) for x in range(len(matrix)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.text(min_size=1, max_size=300), scale=st.integers(1, 9),
+       border=st.integers(MIN_BORDER, 7), ec=st.sampled_from(EC_LEVELS))
+def test_any_text_gives_the_pixels_pillow_draws(data: str, scale: int, border: int,
+                                                ec: str) -> None:
+    """Whatever the text (any Unicode), size and level: the same pixels as qr_image."""
+    png = render_qr_png(data, scale=scale, border=border, ec=ec)
+    with Image.open(io.BytesIO(png)) as img:
+        drawn = qr_image(data, scale=scale, border=border, ec=ec)
+        assert (img.mode, img.size) == ("1", drawn.size)
+        assert img.tobytes() == drawn.tobytes()
