@@ -156,8 +156,11 @@ MDWE_PROBE = textwrap.dedent("""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sig = key.sign(b"order", padding.PKCS1v15(), hashes.SHA256())
     key.public_key().verify(sig, b"order", padding.PKCS1v15(), hashes.SHA256())
-    png = hardware.qr.render_qr_png("https://example.invalid/pay")  # zxing-cpp + pillow
+    png = hardware.qr.render_qr_png("https://example.invalid/pay")  # zxing-cpp, zlib
     assert png.startswith(b"\\x89PNG")
+    slip_picture = io.BytesIO()  # pillow draws and encodes (slips, picture displays)
+    hardware.qr.qr_image("https://example.invalid/pay").save(slip_picture, format="PNG")
+    assert slip_picture.getvalue().startswith(b"\\x89PNG")
     db = sqlite3.connect(":memory:")
     db.execute("create table t (x)")
     ssl.create_default_context()
