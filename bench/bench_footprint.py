@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import os
 import resource
 import sqlite3
 import statistics
@@ -57,6 +56,7 @@ from posbridge import aio, logs
 from posbridge.client import EcrClient
 from posbridge.daemon import journal_path
 from posbridge.journal import migrate
+from posbridge.journal_care import fsync_path
 from posbridge.metrics import percentile
 
 TARGET_IDLE_MB = 60  # 10^6 bytes
@@ -118,11 +118,7 @@ def fill_journal(path: Path, rows: int) -> float:
         conn.close()
     # On the disk before any timed start, as a journal at rest is: the daemon fsyncs its files
     # when it opens them, and would otherwise pay the write-back of the whole freshly built file.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path)
     return time.perf_counter() - t0
 
 

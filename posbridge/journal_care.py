@@ -136,11 +136,11 @@ def backup(path: Path, dest: Path, *, force: bool = False) -> BackupReport:
             version = schema_version(dst)
             count = int(dst.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
             head = audit_head(dst)
-        _fsync(partial)
+        fsync_path(partial)
         for suffix in ("-wal", "-shm", "-journal"):  # a replaced file's leftovers are not ours
             Path(f"{dest}{suffix}").unlink(missing_ok=True)
         os.replace(partial, dest)
-        _fsync(dest.parent)
+        fsync_path(dest.parent)
     except sqlite3.Error as exc:
         raise JournalError(f"the backup to {dest} failed: {exc}") from exc
     except OSError as exc:
@@ -150,7 +150,8 @@ def backup(path: Path, dest: Path, *, force: bool = False) -> BackupReport:
     return BackupReport(dest, dest.stat().st_size, version, count, head)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (its entries) by path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
