@@ -21,10 +21,13 @@ from posbridge.errors import (
     RequestError,
 )
 from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
+from posbridge.providers.crypto_threads import THREAD_NAME_PREFIX
+from posbridge.providers.opay import client as opay_client
 from posbridge.providers.opay.client import OPayProvider
 from posbridge.providers.opay.envelope import seal
 from posbridge.providers.opay.messages import CallbackAnswer
 from posbridge.sandbox.opay_sim import Code, OPaySimulator
+from tests.thread_spy import thread_spy
 
 from .conftest import APP_ID, COINS, START_S, Clock, Receiver, private_key, public_key, sale
 
@@ -411,3 +414,10 @@ async def test_forged_or_foreign_callbacks_are_rejected(provider: OPayProvider,
                 platform_callback({**CALLBACK, "payAmount": "0.0000001"})):
         with pytest.raises(NotificationRejected):
             provider.parse_notification(raw, {})
+
+
+async def test_seals_and_opens_in_the_providers_signing_threads(
+        provider: OPayProvider, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = thread_spy(monkeypatch, (opay_client, "seal"), (opay_client.m, "open_answer"))
+    await provider.create(sale("T1"))
+    assert len(threads) == 2 and all(t.startswith(THREAD_NAME_PREFIX) for t in threads)

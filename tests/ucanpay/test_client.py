@@ -19,9 +19,12 @@ from posbridge.errors import (
     RequestError,
 )
 from posbridge.providers.base import Outcome, PaymentOrder, TxnKind
+from posbridge.providers.crypto_threads import THREAD_NAME_PREFIX
+from posbridge.providers.ucanpay import client as ucanpay_client
 from posbridge.providers.ucanpay.client import UCanPayProvider
 from posbridge.providers.ucanpay.signing import SignScheme, sign_params
 from posbridge.sandbox.ucanpay_sim import UCanPaySimulator
+from tests.thread_spy import thread_spy
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -568,3 +571,11 @@ async def test_data_sent_as_a_json_string_is_read_and_verified(
     sim.sign_with_wrong_key_next("orderquery")
     with pytest.raises(BadSignature):
         await provider.query(sale)
+
+
+async def test_signs_and_opens_its_replies_in_the_providers_signing_threads(
+        provider: UCanPayProvider, receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = thread_spy(monkeypatch, (ucanpay_client, "sign_params"),
+                         (ucanpay_client.m, "open_reply"))
+    await provider.create(qr("T1"))
+    assert len(threads) == 2 and all(t.startswith(THREAD_NAME_PREFIX) for t in threads)

@@ -24,7 +24,6 @@ sales at once do not stall the event loop; callbacks are opened where they are p
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from posbridge.errors import NotificationRejected, OutcomeUnknown, ProviderRejected, RequestError
 from posbridge.money import MAX_EXPONENT
+from posbridge.providers import crypto_threads
 from posbridge.providers.base import (
     BatchFigures,
     Capabilities,
@@ -170,7 +170,7 @@ class OPayProvider(Provider):
         payer = self._payer(order)
         self._remember(order.order_no, order.currency)
         if prepared is None or prepared.order_no != order.order_no:
-            prepared = await asyncio.to_thread(self.prepare_create, order)
+            prepared = await crypto_threads.to_thread(self.prepare_create, order)
         raw = await self._post(m.Method.CREATE, prepared.body)
         data = await self._open(m.Method.CREATE, raw)
         assert data is not None
@@ -380,7 +380,7 @@ class OPayProvider(Provider):
     async def _call(self, method: m.Method, params: Mapping[str, object], *,
                     data_required: bool = True) -> dict[str, Any] | None:
         now_ms = int(self._clock() * 1000)
-        body = await asyncio.to_thread(
+        body = await crypto_threads.to_thread(
             seal, params, app_id=self._app_id, now_ms=now_ms, receiver_key=self._platform_key,
             sender_key=self._merchant_key, suite=self._suite)
         raw = await self._post(method, _bytes(body))
@@ -389,7 +389,7 @@ class OPayProvider(Provider):
     async def _open(self, method: m.Method, raw: bytes, *,
                     data_required: bool = True) -> dict[str, Any] | None:
         try:
-            return await asyncio.to_thread(
+            return await crypto_threads.to_thread(
                 m.open_answer, raw, merchant_key=self._merchant_key,
                 platform_key=self._platform_key, suite=self._suite,
                 data_required=data_required, what=method.value)

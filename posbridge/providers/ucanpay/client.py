@@ -39,6 +39,7 @@ from posbridge.errors import (
     OutcomeUnknown,
     ProviderRejected,
 )
+from posbridge.providers import crypto_threads
 from posbridge.providers.base import (
     Capabilities,
     NotificationAnswer,
@@ -346,13 +347,15 @@ class UCanPayProvider(Provider):
         while True:
             if attempt:
                 params = {**params, "nonceStr": _nonce()}
-            # RSA releases the GIL: in a thread, 20 QR sales signing at once no longer stall
-            # the event loop (bench_qr's loop lag) and use the second core.
-            body = await asyncio.to_thread(sign_params, params, self._signing_key, self._scheme)
+            # RSA releases the GIL: in the signing threads, 20 QR sales signing at once do
+            # not stall the event loop (bench_qr's loop lag) and use the other core.
+            body = await crypto_threads.to_thread(sign_params, params, self._signing_key,
+                                                  self._scheme)
             raw = await self._post(method, body)
             try:
-                return await asyncio.to_thread(m.open_reply, raw, key=self._verifying_key,
-                                               scheme=self._scheme)
+                return await crypto_threads.to_thread(m.open_reply, raw,
+                                                      key=self._verifying_key,
+                                                      scheme=self._scheme)
             except m.RetryableError as exc:
                 if attempt >= self._retries:
                     raise
