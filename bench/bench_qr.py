@@ -2,6 +2,7 @@
 QR slip's size and line time with native and raster QR.
 
     python bench/bench_qr.py [--sales 100] [--lanes 20] [--rounds 10]
+                             [--stub-render] [--loop-turns FILE]   (diagnostics)
 
 Three processes: the simulators (``posbridge simulate``), the daemon (this file with
 ``--serve``: the same :class:`posbridge.daemon.Daemon` that ``posbridge serve`` runs, on the
@@ -32,6 +33,11 @@ display's WebSocket).
   image is ready: the target), and over the whole phase with the cancels, beside the same
   probe over an idle second just before (the baseline).
 * **slip**: ``bench_slip_sizes.py``'s table (bytes, seconds on a 19,200-baud line, build time).
+
+Two diagnostics change the daemon and are not measurements of the product: ``--stub-render``
+serves one fixed PNG instead of rendering; ``--loop-turns FILE`` runs it on asyncio's own loop
+with every callback timed (``bench/loop_turns.py``) and prints its long turns while the QR
+sales start.
 """
 
 from __future__ import annotations
@@ -119,7 +125,8 @@ def config_data(tmp: Path, sim: dict[str, Any], keys: Path, lanes: int) -> dict[
     }
 
 
-async def serve(config_file: Path, ready_file: Path, stub_render: bool) -> None:
+async def serve(config_file: Path, ready_file: Path, stub_render: bool,
+                turns: bool = False) -> None:
     from posbridge.config import parse_config
     from posbridge.daemon import Daemon
 
@@ -154,6 +161,10 @@ async def serve(config_file: Path, ready_file: Path, stub_render: bool) -> None:
         action = request.match_info.get("action", "")
         stats = {"p99_ms": probe.p99() * 1000, "max_ms": probe.max() * 1000,
                  "samples": probe.samples}  # as they were before the action
+        if turns and name == "starts" and action in ("run", "stop"):
+            import loop_turns  # --loop-turns: record the turns this probe samples
+
+            loop_turns.record(action == "run")
         if action == "reset":
             probe.reset()
         elif action == "run" and name not in tasks:
@@ -420,12 +431,23 @@ def main() -> None:
     ap.add_argument("--stub-render", action="store_true",
                     help="diagnostic: the daemon skips QR rendering (a fixed PNG), to show "
                          "the bridge's own part; not a measurement of the product")
+    ap.add_argument("--loop-turns", type=Path, default=None, metavar="FILE",
+                    help="diagnostic: the daemon runs on asyncio's own loop with every callback "
+                         "timed (bench/loop_turns.py) and reports its long turns while QR sales "
+                         "start at once to FILE; much slower, not a measurement of the product")
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the daemon process
     ap.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:
         logs.configure("json")
-        aio.run(serve(args.serve, args.ready_file, args.stub_render))
+        if args.loop_turns is None:
+            aio.run(serve(args.serve, args.ready_file, args.stub_render))
+            return
+        import loop_turns  # bench/ is on sys.path: this script's folder
+
+        loop_turns.record(False)
+        loop_turns.run(serve(args.serve, args.ready_file, args.stub_render, turns=True))
+        args.loop_turns.write_text(loop_turns.report() + "\n")
         return
     logs.configure("json", logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="posbridge-bench-qr-"))
@@ -441,15 +463,22 @@ def main() -> None:
         bridge_proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(tmp / "config.json"),
              "--ready-file", str(tmp / "bridge.json"),
-             *(["--stub-render"] if args.stub_render else [])],
+             *(["--stub-render"] if args.stub_render else []),
+             *(["--loop-turns", str(args.loop_turns)] if args.loop_turns else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ports = wait_file(tmp / "bridge.json", bridge_proc)
         print(run_header("bench_qr"))
         if args.stub_render:
             print("DIAGNOSTIC RUN: QR rendering stubbed out in the daemon (--stub-render)")
+        if args.loop_turns:
+            print("DIAGNOSTIC RUN: the daemon on asyncio's own loop, every callback timed"
+                  " (--loop-turns)")
         aio.run(drive(args, sim, keys, ports))
     finally:
         stop_all([bridge_proc, sim_proc], tmp)
+    if args.loop_turns is not None and args.loop_turns.exists():
+        print(f"\nthe daemon's long loop turns ({args.loop_turns})")
+        print(args.loop_turns.read_text(), end="")
     print("\nQR slip, native QR vs raster (bench_slip_sizes.py)")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_slip_sizes
