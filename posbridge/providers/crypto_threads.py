@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-__all__ = ["MAX_THREADS", "thread_count", "to_thread"]
+__all__ = ["MAX_THREADS", "THREAD_NAME_PREFIX", "thread_count", "to_thread"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
