@@ -18,8 +18,9 @@ units: the adapter remembers the coin of each order it creates, queries or looks
 engine queries every open order at start-up), and otherwise reads the callback's own
 ``payCoinSymbol``, or the one number of decimals all configured coins share.
 
-RSA work (encrypting, decrypting, signing) runs in a worker thread for requests, so that many
-sales at once do not stall the event loop; callbacks are opened where they are parsed.
+RSA work (encrypting, decrypting, signing) runs in the providers' signing threads
+(:mod:`posbridge.providers.crypto_threads`) for requests, so that many sales at once do not
+stall the event loop; callbacks are opened where they are parsed.
 """
 
 from __future__ import annotations
