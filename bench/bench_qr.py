@@ -450,6 +450,9 @@ def main() -> None:
         args.loop_turns.write_text(loop_turns.report() + "\n")
         return
     logs.configure("json", logging.WARNING)
+    if args.loop_turns is not None:  # the daemon writes it as it stops: never an old one
+        args.loop_turns = args.loop_turns.resolve()
+        args.loop_turns.unlink(missing_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="posbridge-bench-qr-"))
     sim_proc = subprocess.Popen(
         [sys.executable, "-m", "posbridge", "simulate", "--data-dir", str(tmp / "sim"),
