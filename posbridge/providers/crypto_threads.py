@@ -3,8 +3,8 @@
 UCanPay's and the crypto platform's clients sign, seal, open and verify their messages in
 worker threads: one RSA-2048 signature is 0.2 to 0.9 ms of CPU and OpenSSL releases the GIL
 while it computes, so the event loop goes on while a burst of QR sales is being signed on
-another core. (CodePay's client signs on the loop, while the journal's writer thread makes the
-intent durable.)
+another core. (A card sale's and a crypto sale's create are signed ahead on the loop instead,
+while the journal's writer thread makes the intent durable: ``Engine._prepare``.)
 
 These threads are the providers' own, as many as the cores the event loop leaves (at least
 one, at most :data:`MAX_THREADS`), rather than asyncio's default executor, which has four

@@ -20,7 +20,9 @@ engine queries every open order at start-up), and otherwise reads the callback's
 
 RSA work (encrypting, decrypting, signing) runs in the providers' signing threads
 (:mod:`posbridge.providers.crypto_threads`) for requests, so that many sales at once do not
-stall the event loop; callbacks are opened where they are parsed.
+stall the event loop, except a sale's create, which the engine has sealed ahead on the loop
+while the sale's intent commits (:meth:`OPayProvider.prepare_create`); callbacks are opened
+where they are parsed.
 """
 
 from __future__ import annotations
