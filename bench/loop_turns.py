@@ -4,7 +4,9 @@
 from Python) with pure-Python tasks, so that a task's step can be named by the lines of its
 coroutines where it resumed and where it stopped. Every callback is timed in wall time and in
 the loop thread's CPU time, with the thread's voluntary context switches (waits: for the GIL,
-mostly, as the loop never blocks otherwise) and involuntary ones (preempted). :func:`report`
+mostly, as the loop never blocks otherwise) and involuntary ones (preempted), and beside it
+the CPU time the process's other threads used meanwhile (those that can hold the GIL the loop
+waits for). :func:`report`
 sums the turns whose callbacks took more than :data:`LONG_TURN_S` in all. All of this slows the loop
 down several times: the shares are what it shows, not the times.
 
@@ -19,7 +21,9 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.tasks
 import collections
+import re
 import resource
+import threading
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -34,12 +38,30 @@ Callback = tuple[float, float, int, int, str, str]
 _long_turns: list[list[Callback]] = []
 _turn: list[Callback] = []
 _count = [0]  # turns recorded in all
+_others: collections.Counter[str] = collections.Counter()  # CPU s of other threads, long turns
+_turn_others: collections.Counter[str] = collections.Counter()
 _recording = [True]
 
 
 def record(on: bool) -> None:
     """Record turns from now on (``on``, the default from the start) or not."""
     _recording[0] = on
+
+
+def _others_cpu() -> dict[str, float]:
+    """The CPU seconds so far of this process's other Python threads, by thread name with
+    its pool number taken off (``provider-crypto_0`` counts as ``provider-crypto``)."""
+    me, cpu = threading.get_ident(), {}
+    for thread in threading.enumerate():
+        if thread.ident is None or thread.ident == me:
+            continue
+        try:
+            seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except OSError:  # it has just ended
+            continue
+        name = re.sub(r"_\d+$", "", thread.name)
+        cpu[name] = cpu.get(name, 0.0) + seconds
+    return cpu
 
 
 def _where(callback: object) -> str:
@@ -63,23 +85,28 @@ def _install() -> None:
     def timed_run(self: asyncio.events.Handle) -> None:
         callback = self._callback
         before = _where(callback)
+        others = _others_cpu()
         usage, cpu, wall = (resource.getrusage(resource.RUSAGE_THREAD), time.thread_time(),
                             time.perf_counter())
         handle_run(self)
         wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
         after = resource.getrusage(resource.RUSAGE_THREAD)
+        for name, seconds in _others_cpu().items():
+            _turn_others[name] += seconds - others.get(name, seconds)
         _turn.append((wall, cpu, after.ru_nvcsw - usage.ru_nvcsw,
                       after.ru_nivcsw - usage.ru_nivcsw, before,
                       _where(callback) if before.startswith("task") else ""))
 
     def timed_run_once(self: asyncio.base_events.BaseEventLoop) -> None:
         _turn.clear()
+        _turn_others.clear()
         run_once(self)
         if not _recording[0]:
             return
         _count[0] += 1
         if sum(c[0] for c in _turn) > LONG_TURN_S:
             _long_turns.append(list(_turn))
+            _others.update(_turn_others)
 
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
     asyncio.base_events.BaseEventLoop._run_once = timed_run_once  # type: ignore[attr-defined]
@@ -109,6 +136,10 @@ def report(top: int = 25) -> str:
              f" of callbacks: {wall * 1000:.1f} ms in all, the loop thread running"
              f" {cpu * 1000:.1f} ms ({cpu / wall:.0%}), waiting {sum(c[2] for c in calls)}"
              f" times, preempted {sum(c[3] for c in calls)} times" if wall else "no long turns"]
+    if wall:
+        lines.append("meanwhile the other threads ran: " + ", ".join(
+            f"{name} {seconds * 1000:.1f} ms" for name, seconds in _others.most_common()
+            if seconds > 0) + " (their CPU, while the loop ran those turns' callbacks)")
     by_step: dict[tuple[str, str], list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
     for c in calls:
         step = by_step[(c[4], c[5])]
