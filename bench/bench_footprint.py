@@ -55,8 +55,7 @@ from procs import (  # bench/procs.py (the script's folder is on sys.path)
 from posbridge import aio, logs
 from posbridge.client import EcrClient
 from posbridge.daemon import journal_path
-from posbridge.journal import migrate
-from posbridge.journal_care import fsync_path
+from posbridge.journal import fsync_path, migrate
 from posbridge.metrics import percentile
 
 TARGET_IDLE_MB = 60  # 10^6 bytes

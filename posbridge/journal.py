@@ -223,6 +223,15 @@ _BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
 _BOOL_COLUMNS = frozenset({"print_slip", "cancel_requested", "close_sent"})
 
 
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (its entries) by path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -903,20 +912,12 @@ class Journal:
 
     def _sync_wal(self) -> None:
         """fsync the WAL file (in the writer thread): every commit so far becomes durable."""
-        fd = os.open(self._wal, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(self._wal)
 
     def _sync_files(self) -> None:
         for path in (self._wal, self.path):
             with contextlib.suppress(FileNotFoundError):
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_path(path)
 
     def _committed(self, group: _Group, error: sqlite3.Error | OSError | None) -> None:
         """On the loop, after COMMIT (or a sync): publish what is durable, resolve the

@@ -55,7 +55,14 @@ from posbridge.audit import (
 )
 from posbridge.audit_log import all_records, append
 from posbridge.errors import JournalError
-from posbridge.journal import SCHEMA_VERSION, Journal, Reads, now_ms, schema_version
+from posbridge.journal import (
+    SCHEMA_VERSION,
+    Journal,
+    Reads,
+    fsync_path,
+    now_ms,
+    schema_version,
+)
 from posbridge.journal_audit import audit_journal
 from posbridge.lifecycle import State
 from posbridge.operations import fold_totals
@@ -148,15 +155,6 @@ def backup(path: Path, dest: Path, *, force: bool = False) -> BackupReport:
     finally:
         partial.unlink(missing_ok=True)
     return BackupReport(dest, dest.stat().st_size, version, count, head)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a folder (its entries) by path."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- check -----------------------------------------------------------------------------------
