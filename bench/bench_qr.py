@@ -141,6 +141,11 @@ async def serve(config_file: Path, ready_file: Path, stub_render: bool,
 
         setattr(web_display, "render_qr_png_async", stub)  # noqa: B010 (a patch, on purpose)
 
+    record_turns = None
+    if turns:
+        import loop_turns  # bench/ is on sys.path: this script's folder
+
+        record_turns = loop_turns.record
     daemon = Daemon(parse_config(json.loads(config_file.read_text()), env={}))
     await daemon.start()
     # Two probes (posbridge.metrics.EventLoopLagProbe) in the daemon's loop: "phase" samples
@@ -161,10 +166,8 @@ async def serve(config_file: Path, ready_file: Path, stub_render: bool,
         action = request.match_info.get("action", "")
         stats = {"p99_ms": probe.p99() * 1000, "max_ms": probe.max() * 1000,
                  "samples": probe.samples}  # as they were before the action
-        if turns and name == "starts" and action in ("run", "stop"):
-            import loop_turns  # --loop-turns: record the turns this probe samples
-
-            loop_turns.record(action == "run")
+        if record_turns is not None and name == "starts" and action in ("run", "stop"):
+            record_turns(action == "run")  # --loop-turns: the turns this probe samples
         if action == "reset":
             probe.reset()
         elif action == "run" and name not in tasks:
