@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 One SQLite file in WAL mode and ONE write connection. Units of work run one after another on
-the event loop; only the COMMIT (and any fsync) runs in the writer thread, while the loop goes
-on serving. That gives three properties:
+the event loop; the COMMIT of a group that must be durable (with its fsync, and SQLite's
+checkpoints) and the fsyncs of the WAL on its own run in the writer thread, while the loop goes
+on serving; a group that need not be durable commits on the loop. That gives three properties:
 
 * **Atomic units.** A unit of work is a function ``fn(tx: JournalTx) -> T``. Everything it
   does — insert an intent, update a transaction, append the events it emits (the outbox),
@@ -82,6 +83,13 @@ running them in the writer thread made that thread and the loop take turns at th
 every statement. Under load the loop then spent a large part of its time waiting for the
 GIL. A group stops taking units after ``GROUP_BUDGET_S`` of work, so a burst never holds the
 loop for long.
+
+Why a group that need not be durable commits on the loop: its COMMIT only appends its pages
+to the WAL (no fsync; SQLite's automatic checkpoint is off for it, so a checkpoint's copying
+and fsyncs always fall to a durable group's COMMIT in the writer thread). Handing it to the
+writer thread and back costs more: each hand-over waits for the other thread to be scheduled
+and to take the GIL, which the loop holds while it goes on serving (0.1-0.3 ms each way on a
+machine of two cores).
 
 Events carry a per-identity ``seq``; the counter is seeded from the table, so it survives
 restarts and never repeats an event a register may have seen.
@@ -620,8 +628,9 @@ def _restore_seqs(seqs: dict[str, int], prior: dict[str, int | None]) -> None:
 
 @dataclass
 class _Group:
-    """Units run and waiting for their COMMIT in the writer thread (or, with ``sync_only``,
-    no units: an fsync of the WAL for the events of earlier committed-only groups)."""
+    """Units run and waiting for their COMMIT: in the writer thread when durable, else on the
+    loop (or, with ``sync_only``, no units: an fsync of the WAL in the writer thread for the
+    events of earlier committed-only groups)."""
 
     outcomes: list[_Outcome]
     emitted: list[EventRecord]
@@ -629,7 +638,7 @@ class _Group:
     started: float  # perf_counter() at BEGIN
     durable: bool = True  # committed with synchronous=FULL (or an fsync of the WAL)
     sync_only: bool = False
-    took: float = 0.0  # seconds from BEGIN until COMMIT returned (set by the writer thread)
+    took: float = 0.0  # seconds from BEGIN until COMMIT returned (set where it ran)
 
 
 class Journal:
@@ -645,6 +654,9 @@ class Journal:
     #: How long the events of committed-only units may wait for a durable commit to carry
     #: them before the WAL is fsynced for them alone (they are published only once durable).
     EVENT_SYNC_DELAY_S = 0.005
+    #: SQLite's automatic checkpoint (its default size): once the WAL holds this many pages,
+    #: a durable group's COMMIT copies them into the database, in the writer thread.
+    CHECKPOINT_PAGES = 1000
 
     def __init__(
         self, path: Path, *, on_events: Callable[[Sequence[EventRecord]], None] | None = None
@@ -655,9 +667,14 @@ class Journal:
         self._pending: collections.deque[_Unit] = collections.deque()
         self._durable_pending = 0  # durable units in _pending
         self._commits: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()  # None stops
-        self._committing = False  # a group is in the writer thread: the connection is its
+        # A group is committing (in the writer thread, or on the loop until _committed runs):
+        # no other group may start on the connection.
+        self._committing = False
         self._flush_scheduled = False
-        self._full_sync = True  # the connection's synchronous setting is FULL (else NORMAL)
+        # The connection's settings for a durable group (synchronous=FULL, SQLite's automatic
+        # checkpoint on) or else for one committed on the loop (NORMAL, no checkpoint).
+        self._full_sync = True
+        self._checkpoint_pages = self.CHECKPOINT_PAGES
         self._busy_since: float | None = None  # BEGIN has found the write lock taken since
         self._seqs: dict[str, int] = {}
         # Committed, not yet durable: published with the next durable commit or sync.
@@ -707,7 +724,8 @@ class Journal:
             if failpoints.armed("power_cut"):
                 # The simulated power cut shortens the WAL: no checkpoint may have copied
                 # frames past the cut into the database file (see simulate_power_cut).
-                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpoint_pages = 0
+            conn.execute(f"PRAGMA wal_autocheckpoint={self._checkpoint_pages:d}")
         except sqlite3.Error as exc:
             conn.close()
             raise JournalError(f"cannot prepare the journal at {self.path}: {exc}") from exc
@@ -801,6 +819,8 @@ class Journal:
         try:
             if durable != self._full_sync:  # only outside a transaction
                 conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA wal_autocheckpoint="
+                             f"{self._checkpoint_pages if durable else 0:d}")
                 self._full_sync = durable
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -820,7 +840,25 @@ class Journal:
             self._flush_later(0.0)
             return
         self._committing = True
-        self._commits.put(group)
+        if durable:
+            self._commits.put(group)
+        else:
+            self._commit_here(conn, group)
+
+    def _commit_here(self, conn: sqlite3.Connection, group: _Group) -> None:
+        """COMMIT a group that need not be durable on the loop: no fsync, no checkpoint
+        (both wait for a durable group, in the writer thread), only its pages appended to the
+        WAL, which costs less than handing the group to the writer thread and back: each
+        hand-over waits for the other thread to be scheduled and to get the GIL. It goes on
+        as a writer thread's commit does, in a later loop turn."""
+        assert self._loop is not None
+        error: sqlite3.Error | None = None
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            error = exc
+        group.took = time.perf_counter() - group.started
+        self._loop.call_soon(self._committed, group, error)
 
     def _sync_events(self) -> None:
         """The events of committed-only units have waited ``EVENT_SYNC_DELAY_S``: the next

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,10 @@ def settings(tx: JournalTx) -> tuple[str, int]:
             tx.conn.execute("PRAGMA synchronous").fetchone()[0])
 
 
+def checkpoint_setting(tx: JournalTx) -> int:
+    return int(tx.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
 async def test_wal_and_only_durable_units_commit_with_full_sync(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     async with Journal(path) as j:
@@ -63,6 +68,60 @@ async def test_wal_and_only_durable_units_commit_with_full_sync(tmp_path: Path) 
     assert durable == ("wal", 2)  # FULL: the WAL is fsynced before the commit shows
     assert committed_only == ("wal", 1)  # NORMAL: no fsync
     assert again == ("wal", 2)
+
+
+async def test_only_durable_groups_checkpoint(tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint (copying the WAL into the database, with fsyncs) is on
+    for a durable group, whose COMMIT runs in the writer thread, and off for a group
+    committed on the loop."""
+    async with Journal(tmp_path / "j.sqlite") as j:
+        assert await j.run(checkpoint_setting) == Journal.CHECKPOINT_PAGES
+        assert await j.run(checkpoint_setting, durable=False) == 0
+        assert await j.run(checkpoint_setting) == Journal.CHECKPOINT_PAGES
+
+
+async def test_committed_only_groups_commit_on_the_loop_durable_ones_in_the_writer(
+        tmp_path: Path) -> None:
+    """Where each COMMIT runs, seen by SQLite's statement trace (called in the thread that
+    runs the statement)."""
+    seen: list[tuple[str, str]] = []
+
+    def trace(tx: JournalTx) -> None:
+        tx.conn.set_trace_callback(
+            lambda sql: seen.append((sql, threading.current_thread().name)))
+
+    def untrace(tx: JournalTx) -> None:
+        tx.conn.set_trace_callback(None)
+
+    async with Journal(tmp_path / "j.sqlite") as j:
+        await j.run(trace)
+        await j.run(insert_unit(make("A1")), durable=False)
+        await j.run(insert_unit(make("A2")))
+        await j.run(untrace, durable=False)
+    commits = [thread for sql, thread in seen if sql == "COMMIT"]
+    loop_thread = threading.current_thread().name
+    # trace's own group (durable), A1's, A2's; untrace's is no longer traced
+    assert commits == ["journal-writer", loop_thread, "journal-writer"]
+    assert loop_thread != "journal-writer"
+
+
+class SmallCheckpoints(Journal):
+    CHECKPOINT_PAGES = 8
+
+
+async def test_a_durable_group_checkpoints_what_the_loop_committed(tmp_path: Path) -> None:
+    """Groups committed on the loop leave their pages in the WAL, however many; the next
+    durable group's COMMIT checkpoints them into the database file."""
+    path = tmp_path / "j.sqlite"
+    async with SmallCheckpoints(path) as j:
+        await j.run(insert_unit(make("A0")))
+        size = path.stat().st_size
+        for k in range(40):  # far more than 8 pages
+            await j.run(insert_unit(make(f"A{k + 1}", description="x" * 2000)), durable=False)
+        assert path.stat().st_size == size
+        await j.run(insert_unit(make("B1")))
+        assert path.stat().st_size > size
+        assert len(await j.events_since("lane-1", 0)) == 42
 
 
 async def test_events_of_a_committed_only_unit_wait_until_durable(tmp_path: Path) -> None:
