@@ -33,7 +33,8 @@ is submitted as one or the other (``durable=``, True by default):
   power cut: it comes back as of some earlier commit, whole.
 * **Events are published only once durable**, in commit order: the events of a durable group
   right after its commit, those of a committed-only group with the next durable commit, or at
-  the latest after ``EVENT_SYNC_DELAY_S`` by an fsync of the WAL on its own. ``events.replay``
+  the latest after ``EVENT_SYNC_DELAY_S`` by an fsync of the WAL on its own (a barrier,
+  :meth:`Journal.sync`, asks for one at once). ``events.replay``
   (:meth:`Journal.events_since`) hands out only events already durable. A register therefore
   never sees an event that a power cut could take back; its ``seq`` can be given again after a
   power cut only if nobody was shown it.
@@ -90,6 +91,14 @@ and fsyncs always fall to a durable group's COMMIT in the writer thread). Handin
 writer thread and back costs more: each hand-over waits for the other thread to be scheduled
 and to take the GIL, which the loop holds while it goes on serving (0.1-0.3 ms each way on a
 machine of two cores).
+
+Why a durable group may start while the WAL is fsynced on its own: that sync does not use the
+connection, so the group need not wait for it. Only a durable group may start then, and it is
+queued behind the sync in the writer thread; its COMMIT fsyncs the WAL after everything the
+sync was asked for, so a sync the writer has not begun yet waits for that COMMIT instead of
+an fsync of its own (one fsync for both, and a sale's intent does not wait for two). A group
+that need not be durable waits until the sync is done: committed on the loop meanwhile, it
+could reach the WAL after the fsync, which would then count it durable all the same.
 
 Events carry a per-identity ``seq``; the counter is seeded from the table, so it survives
 restarts and never repeats an event a register may have seen.
@@ -638,6 +647,7 @@ class _Group:
     started: float  # perf_counter() at BEGIN
     durable: bool = True  # committed with synchronous=FULL (or an fsync of the WAL)
     sync_only: bool = False
+    covered: bool = False  # sync-only: the durable COMMIT queued behind it made it needless
     took: float = 0.0  # seconds from BEGIN until COMMIT returned (set where it ran)
 
 
@@ -670,6 +680,9 @@ class Journal:
         # A group is committing (in the writer thread, or on the loop until _committed runs):
         # no other group may start on the connection.
         self._committing = False
+        # A sync-only group is in the writer thread. It does not use the connection: a group
+        # that must be durable may start meanwhile, and is queued behind it (see _commit_loop).
+        self._syncing = False
         self._flush_scheduled = False
         # The connection's settings for a durable group (synchronous=FULL, SQLite's automatic
         # checkpoint on) or else for one committed on the loop (NORMAL, no checkpoint).
@@ -687,6 +700,7 @@ class Journal:
         # events_since). An identity absent here has only durable events (synced at open).
         self._durable_seqs: dict[str, int] = {}
         # The WAL's length at the last durable point, kept only for the power-cut kill point.
+        self._track_wal = False
         self._durable_wal_size: int | None = None
         self._writer: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -725,6 +739,7 @@ class Journal:
                 # The simulated power cut shortens the WAL: no checkpoint may have copied
                 # frames past the cut into the database file (see simulate_power_cut).
                 self._checkpoint_pages = 0
+                self._track_wal = True
             conn.execute(f"PRAGMA wal_autocheckpoint={self._checkpoint_pages:d}")
         except sqlite3.Error as exc:
             conn.close()
@@ -747,7 +762,7 @@ class Journal:
         if self._writer is None:
             return
         writer, self._writer = self._writer, None  # submit() refuses from here on
-        while (self._pending or self._committing or self._undelivered
+        while (self._pending or self._committing or self._syncing or self._undelivered
                or self._sync_waiters):  # no new units come in
             if not self._committing:
                 self._sync_wanted = True
@@ -807,6 +822,8 @@ class Journal:
         self._flush_scheduled = False
         if self._committing or not self._pending:
             return
+        if self._syncing and not self._durable_pending:
+            return  # committed-only units wait for the sync: it would cover them or not
         conn = self._conn
         assert conn is not None
         started = time.perf_counter()
@@ -877,10 +894,14 @@ class Journal:
     def _next(self) -> None:
         """With the writer free: start the waiting units, else a sync asked for, else make
         sure that undelivered events get one in time."""
+        if self._committing:
+            return  # its _committed goes on from here
         if self._pending:
             self._flush()
+        elif self._syncing:
+            return  # likewise
         elif self._sync_wanted and (self._undelivered or self._sync_waiters):
-            self._committing = True
+            self._syncing = True
             self._commits.put(_Group(outcomes=[], emitted=[], prior_seqs={},
                                      started=time.perf_counter(), sync_only=True))
         elif self._undelivered and self._sync_timer is None:
@@ -929,24 +950,50 @@ class Journal:
 
     def _commit_loop(self) -> None:
         """The writer thread: COMMIT each group handed over (or fsync the WAL for a
-        sync-only one), report back to the loop."""
-        conn = self._conn
-        assert conn is not None and self._loop is not None
-        track_wal = failpoints.armed("power_cut")
+        sync-only one), report back to the loop, in the order handed over.
+
+        A group queued behind a sync-only one is durable (only such a group may start while
+        a sync waits: see _flush). Its COMMIT, with ``synchronous=FULL``, fsyncs the WAL after
+        everything committed before it, so the sync waits for that COMMIT instead of fsyncing
+        on its own: one fsync for both, and the group is not held back by the sync's."""
+        assert self._conn is not None and self._loop is not None
+        waiting_sync: _Group | None = None
         while (group := self._commits.get()) is not None:
-            error: sqlite3.Error | OSError | None = None
-            try:
-                if group.sync_only:
-                    self._sync_wal()
-                else:
-                    conn.execute("COMMIT")
-                if track_wal and group.durable:
-                    self._durable_wal_size = self._wal.stat().st_size
-            except (sqlite3.Error, OSError) as exc:
-                error = exc
-            group.took = time.perf_counter() - group.started  # BEGIN to committed, no loop wait
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                self._loop.call_soon_threadsafe(self._committed, group, error)
+            if group.sync_only and waiting_sync is None and not self._commits.empty():
+                waiting_sync = group
+                continue
+            error = self._write(group)
+            if waiting_sync is not None:
+                if error is None and group.durable:
+                    waiting_sync.covered = True
+                    self._report(waiting_sync, None)
+                else:  # that COMMIT did not make it durable: fsync for the sync after all
+                    self._report(waiting_sync, self._write(waiting_sync))
+                waiting_sync = None
+            self._report(group, error)
+        if waiting_sync is not None:
+            self._report(waiting_sync, self._write(waiting_sync))
+
+    def _write(self, group: _Group) -> sqlite3.Error | OSError | None:
+        """In the writer thread: one group's COMMIT, or a sync-only group's fsync."""
+        assert self._conn is not None
+        try:
+            if group.sync_only:
+                self._sync_wal()
+            else:
+                self._conn.execute("COMMIT")
+            if group.durable and self._track_wal:
+                self._durable_wal_size = self._wal.stat().st_size
+        except (sqlite3.Error, OSError) as exc:
+            return exc
+        return None
+
+    def _report(self, group: _Group, error: sqlite3.Error | OSError | None) -> None:
+        """From the writer thread: hand the group back to the loop (``_committed``)."""
+        assert self._loop is not None
+        group.took = time.perf_counter() - group.started  # BEGIN to committed, no loop wait
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            self._loop.call_soon_threadsafe(self._committed, group, error)
 
     def _sync_wal(self) -> None:
         """fsync the WAL file (in the writer thread): every commit so far becomes durable."""
@@ -962,9 +1009,9 @@ class Journal:
         futures, go on."""
         conn = self._conn
         assert conn is not None
-        self._committing = False
         if group.sync_only:
-            self.fsyncs += error is None
+            self._syncing = False
+            self.fsyncs += error is None and not group.covered
             if error is None:
                 self.healthy = True
                 self._deliver([])
@@ -973,6 +1020,7 @@ class Journal:
                 log.error("journal_sync_failed", error=str(error))
                 self._sync_soon()
         else:
+            self._committing = False
             self.commits += 1
             self._commit_seconds.append(group.took)
             if len(self._commit_seconds) > 4096:

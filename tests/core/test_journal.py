@@ -188,6 +188,69 @@ async def test_a_sync_asked_while_units_wait_makes_their_group_durable(tmp_path:
         assert j.fsyncs == fsyncs + 1
 
 
+class HeldWriter(Journal):
+    """The writer thread takes nothing from its queue until ``release`` is set, and counts
+    the fsyncs of the WAL on its own."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.release = threading.Event()
+        self.wal_syncs = 0
+
+    def _commit_loop(self) -> None:
+        self.release.wait(30)
+        super()._commit_loop()
+
+    def _sync_wal(self) -> None:
+        self.wal_syncs += 1
+        super()._sync_wal()
+
+
+async def test_a_durable_unit_queued_behind_a_sync_makes_it_with_one_fsync(
+        tmp_path: Path) -> None:
+    """A sync of the WAL on its own does not use the connection, so a durable unit may start
+    while it waits for the writer; queued behind it, its FULL commit fsyncs the WAL after
+    what the sync was asked for, and the sync waits for that instead of an fsync of its own."""
+    published: list[EventRecord] = []
+    j = HeldWriter(tmp_path / "j.sqlite")
+    j.set_event_sink(published.extend)
+    async with j:
+        j.EVENT_SYNC_DELAY_S = 3600.0
+        await j.run(insert_unit(make("A1")), durable=False)  # on the loop: no writer needed
+        fsyncs = j.fsyncs
+        barrier = j.sync()  # the writer is free: a sync-only group is handed to it
+        durable = j.submit(insert_unit(make("A2")))
+        await asyncio.sleep(0.01)  # A2's group runs on the loop and is queued behind the sync
+        assert not barrier.done() and not durable.done()
+        j.release.set()
+        await asyncio.wait_for(asyncio.gather(barrier, durable), timeout=30)
+        assert j.wal_syncs == 0  # A2's COMMIT did the sync's work
+        assert j.fsyncs == fsyncs + 1
+        assert [e.seq for e in published] == [1, 2]
+        assert await j.get("A2") is not None
+
+
+async def test_committed_only_units_wait_for_a_sync_in_flight(tmp_path: Path) -> None:
+    """A committed-only unit does not start while a sync-only group waits in the writer: it
+    runs once the sync is done, committed on the loop, and the sync fsyncs on its own."""
+    j = HeldWriter(tmp_path / "j.sqlite")
+    async with j:
+        j.EVENT_SYNC_DELAY_S = 3600.0
+        await j.run(insert_unit(make("A1")), durable=False)
+        barrier = j.sync()
+        later = j.submit(insert_unit(make("A2")), durable=False)
+        await asyncio.sleep(0.01)
+        assert not later.done()
+        assert await j.get("A2") is None  # not even begun
+        j.release.set()
+        await asyncio.wait_for(asyncio.gather(barrier, later), timeout=30)
+        assert j.wal_syncs == 1
+        assert await j.get("A2") is not None
+        fsyncs = j.fsyncs
+        await j.sync()  # A2 came after the sync: it is not durable yet
+        assert j.fsyncs == fsyncs + 1 and j.wal_syncs == 2
+
+
 async def test_close_makes_committed_only_units_durable_and_publishes(tmp_path: Path) -> None:
     published: list[EventRecord] = []
     async with Journal(tmp_path / "j.sqlite", on_events=published.extend) as j:
