@@ -393,9 +393,12 @@ class Engine:
             return stored, True
 
         committing = self.journal.submit(unit)
-        # Sign the create while the writer commits the intent; it is sent only once the
-        # intent is durable (by the runner), and dropped if this order_no was known (or a
-        # guard changed the record: then the runner signs what was stored).
+        # Sign the create while the writer commits the intent: first one loop turn, in which
+        # the journal runs the unit and hands its commit to the writer, then the signature.
+        # It is sent only once the intent is durable (by the runner), and dropped if this
+        # order_no was known (or a guard changed the record: then the runner signs what was
+        # stored).
+        await asyncio.sleep(0)
         prepared = self._prepare(rec)
         stored, created = await committing
         if created:

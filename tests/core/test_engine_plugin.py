@@ -13,7 +13,7 @@ import pytest
 
 from posbridge.engine import Engine, PaymentRequest
 from posbridge.errors import OutcomeUnknown, RequestError
-from posbridge.journal import Journal
+from posbridge.journal import Journal, JournalTx
 from posbridge.lifecycle import State
 from posbridge.providers.base import (
     Capabilities,
@@ -196,3 +196,39 @@ async def test_a_payment_of_a_provider_without_refunds_cannot_be_refunded(
         assert refused.value.code == 1010
         assert "the platform has no refund" in refused.value.message
     assert await engine.get("Xrefund") is None and await engine.get("Xvoid") is None
+
+
+class SigningAhead(FakePlatform):
+    """Signs its creates ahead, noting which statements the journal had run by then."""
+
+    def __init__(self, statements: list[str]) -> None:
+        super().__init__()
+        self.caps = dataclasses.replace(self.caps, sign_ahead=True)
+        self.statements = statements
+        self.run_before_signing: list[str] = []
+
+    def prepare_create(self, order: PaymentOrder) -> PreparedCreate:
+        self.run_before_signing = list(self.statements)
+        return PreparedCreate(order_no=order.order_no, body=b"{}", signed_at=0.0)
+
+
+async def test_a_new_sale_is_signed_once_its_intent_is_handed_to_the_writer(
+        tmp_path: Path) -> None:
+    """The intent's unit runs (and its COMMIT goes to the writer thread) before the create is
+    signed, so the disk's wait and the signature overlap instead of following each other."""
+    statements: list[str] = []
+
+    def trace(tx: JournalTx) -> None:
+        tx.conn.set_trace_callback(statements.append)
+
+    fake = SigningAhead(statements)
+    async with Journal(tmp_path / "j.sqlite") as journal:
+        await journal.run(trace)
+        statements.clear()
+        engine = Engine(journal=journal, providers={"fake": fake})
+        await engine.start("lane-1", crypto("S1"))
+        await until(engine, "S1", {State.IN_PROGRESS})
+        await engine.stop(grace_s=0.5)
+        await journal.run(lambda tx: tx.conn.set_trace_callback(None))
+    assert any(s.startswith("INSERT INTO transactions ") for s in fake.run_before_signing)
+    assert len(fake.creates) == 1
