@@ -823,7 +823,7 @@ class Journal:
         if self._committing or not self._pending:
             return
         if self._syncing and not self._durable_pending:
-            return  # committed-only units wait for the sync: it would cover them or not
+            return  # committed-only units wait for the sync (see the module docstring)
         conn = self._conn
         assert conn is not None
         started = time.perf_counter()
@@ -892,8 +892,9 @@ class Journal:
             self._next()
 
     def _next(self) -> None:
-        """With the writer free: start the waiting units, else a sync asked for, else make
-        sure that undelivered events get one in time."""
+        """With no group committing: start the waiting units (a group with a durable unit
+        even while a sync is in the writer thread, see _flush), else a sync asked for, else
+        make sure that undelivered events get one in time."""
         if self._committing:
             return  # its _committed goes on from here
         if self._pending:
