@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -249,6 +253,47 @@ async def test_committed_only_units_wait_for_a_sync_in_flight(tmp_path: Path) ->
         fsyncs = j.fsyncs
         await j.sync()  # A2 came after the sync: it is not durable yet
         assert j.fsyncs == fsyncs + 1 and j.wal_syncs == 2
+
+
+POWER_CUT_BEHIND_A_SYNC = """
+import asyncio, sys
+from pathlib import Path
+from posbridge.failpoints import failpoint
+from tests.core.test_journal import HeldWriter, insert_unit, make
+
+async def main() -> None:
+    j = HeldWriter(Path(sys.argv[1]))
+    await j.open()
+    j.EVENT_SYNC_DELAY_S = 3600.0
+    await j.run(insert_unit(make("A1")), durable=False)
+    barrier = j.sync()
+    durable = j.submit(insert_unit(make("A2")))
+    await asyncio.sleep(0.01)
+    j.release.set()
+    await asyncio.wait_for(asyncio.gather(barrier, durable), timeout=30)
+    assert j.wal_syncs == 0, "A2's commit was to stand for the sync"
+    await j.run(insert_unit(make("A3")), durable=False)
+    failpoint("power_cut", "test", j.simulate_power_cut)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_power_cut_keeps_what_a_sync_stood_for_by_a_durable_commit(
+        tmp_path: Path) -> None:
+    """The power-cut kill point after a durable COMMIT that stood for a sync queued before
+    it: the committed-only unit the sync was asked for survives with the durable one, and
+    only what was committed after them is taken back."""
+    path = tmp_path / "j.sqlite"
+    env = {**os.environ, "POSBRIDGE_FAILPOINT": "power_cut:test"}
+    done = subprocess.run([sys.executable, "-c", POWER_CUT_BEHIND_A_SYNC, str(path)],
+                          env=env, cwd=Path(__file__).parents[2], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    async with Journal(path) as j:
+        assert await j.get("A1") is not None and await j.get("A2") is not None
+        assert await j.get("A3") is None
+        assert [e.seq for e in await j.events_since("lane-1", 0)] == [1, 2]
 
 
 async def test_close_makes_committed_only_units_durable_and_publishes(tmp_path: Path) -> None:
