@@ -953,10 +953,11 @@ class Journal:
         """The writer thread: COMMIT each group handed over (or fsync the WAL for a
         sync-only one), report back to the loop, in the order handed over.
 
-        A group queued behind a sync-only one is durable (only such a group may start while
-        a sync waits: see _flush). Its COMMIT, with ``synchronous=FULL``, fsyncs the WAL after
-        everything committed before it, so the sync waits for that COMMIT instead of fsyncing
-        on its own: one fsync for both, and the group is not held back by the sync's."""
+        Only durable groups and syncs come here (a group that need not be durable commits
+        on the loop). A group's COMMIT, with ``synchronous=FULL``, fsyncs the WAL after
+        everything committed before it, so a sync queued before it waits for that COMMIT
+        instead of fsyncing on its own: one fsync for both, and the group is not held back
+        by the sync's."""
         assert self._conn is not None and self._loop is not None
         waiting_sync: _Group | None = None
         while (group := self._commits.get()) is not None:
@@ -965,7 +966,7 @@ class Journal:
                 continue
             error = self._write(group)
             if waiting_sync is not None:
-                if error is None and group.durable:
+                if error is None:
                     waiting_sync.covered = True
                     self._report(waiting_sync, None)
                 else:  # that COMMIT did not make it durable: fsync for the sync after all
@@ -983,7 +984,7 @@ class Journal:
                 self._sync_wal()
             else:
                 self._conn.execute("COMMIT")
-            if group.durable and self._track_wal:
+            if self._track_wal:  # every write here is a durable point
                 self._durable_wal_size = self._wal.stat().st_size
         except (sqlite3.Error, OSError) as exc:
             return exc
